@@ -55,37 +55,41 @@ function(weft_check_io_uring)
     file(READ "${_disabled_file}" _disabled)
     string(STRIP "${_disabled}" _disabled)
     if(NOT _disabled STREQUAL "0")
-      list(APPEND _causes
+      string(CONCAT _cause
         "io_uring is disabled by the administrator: ${_disabled_file} is ${_disabled} "
         "(1 = only processes in the io_uring_group may use it, 2 = nobody may). "
         "Run `sysctl -w kernel.io_uring_disabled=0` as root.")
+      list(APPEND _causes "${_cause}")
     endif()
   endif()
 
   # CMAKE_HOST_SYSTEM_VERSION is `uname -r`, e.g. 6.1.0-13-amd64.
   string(REGEX MATCH "^[0-9]+\\.[0-9]+" _kernel "${CMAKE_HOST_SYSTEM_VERSION}")
   if(_kernel AND _kernel VERSION_LESS "6.1")
-    list(APPEND _causes
+    string(CONCAT _cause
       "the kernel is too old: uname -r is ${CMAKE_HOST_SYSTEM_VERSION}, and "
       "IORING_SETUP_DEFER_TASKRUN needs Linux 6.1 or newer (SINGLE_ISSUER needs 6.0). "
       "The kernel answers EINVAL for flags it does not know.")
+    list(APPEND _causes "${_cause}")
   endif()
 
   if(_run_output MATCHES "ENOSYS|EPERM|EACCES")
-    list(APPEND _causes
+    string(CONCAT _cause
       "the io_uring system calls are refused (${CMAKE_MATCH_0}). This is most often a "
       "seccomp filter: Docker's default profile and many CI sandboxes block io_uring. "
       "Run the container with a profile that allows io_uring_setup/io_uring_enter/"
       "io_uring_register (e.g. --security-opt seccomp=unconfined for a test), or "
       "check that the kernel is built with CONFIG_IO_URING.")
+    list(APPEND _causes "${_cause}")
   elseif(_run_output MATCHES "ENOMEM")
-    list(APPEND _causes
-      "the ring could not be allocated (ENOMEM): RLIMIT_MEMLOCK is probably tiny; "
+    string(CONCAT _cause
+      "the ring could not be allocated (ENOMEM): RLIMIT_MEMLOCK is probably tiny, "
       "raise it with `ulimit -l` (kernels before 5.12 charge rings to it).")
+    list(APPEND _causes "${_cause}")
   endif()
 
   if(NOT _causes)
-    set(_causes "unknown; see the probe output above.")
+    set(_causes "unknown, see the probe output above.")
   endif()
   list(JOIN _causes "\n  - " _causes_text)
   message(FATAL_ERROR
