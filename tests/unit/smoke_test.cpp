@@ -2,6 +2,7 @@
 // header, Catch2 main, ctest discovery) works. Real tests replace it.
 #include <catch2/catch.hpp>
 #include <string_view>
+#include <weft/version.hpp>
 #include <weft/weft.hpp>
 
 TEST_CASE("weft headers and generated version are usable", "[smoke]") {
