@@ -1,2 +1,282 @@
-// placeholder, replaced by the runtime
-namespace weft {}
+// runtime.cpp - Runtime: start-up, the shared scheduling paths (remote
+// spawns, waking parked workers), the task registry, metrics and the
+// asyncio.run end sequence.
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+#include <thread>
+
+#include <weft/runtime.hpp>
+
+#include "worker.hpp"
+
+namespace weft::detail {
+
+RuntimeImpl::RuntimeImpl(Runtime& f, RuntimeOptions o) : facade(f), opts(std::move(o)) {
+  if (opts.workers == 0) opts.workers = std::max(1u, std::thread::hardware_concurrency());
+  if (opts.workers > 1024) throw ValueError("weft::RuntimeOptions::workers must be at most 1024");
+  if (opts.ring_entries == 0 || opts.ring_entries > 32768)
+    throw ValueError("weft::RuntimeOptions::ring_entries must be in 1..32768");
+  if (opts.global_queue_interval == 0)
+    throw ValueError("weft::RuntimeOptions::global_queue_interval must be at least 1");
+  if (opts.event_interval == 0) throw ValueError("weft::RuntimeOptions::event_interval must be at least 1");
+  max_searching = opts.max_searching ? opts.max_searching : (opts.workers + 1) / 2;
+  num_shards = opts.workers + 1;  // one per worker, one for spawns from outside
+  shards = std::make_unique<RegistryShard[]>(num_shards);
+  workers.reserve(opts.workers);
+  for (unsigned i = 0; i < opts.workers; ++i) workers.push_back(std::make_unique<Worker>(*this, i));
+}
+
+RuntimeImpl::~RuntimeImpl() = default;
+
+void RuntimeImpl::start() {
+  for (auto& w : workers) w->start();
+  std::unique_lock<std::mutex> lk(start_mu);
+  start_cv.wait(lk, [&] { return started == workers.size(); });
+  if (!start_error.empty()) {
+    std::string err = start_error;
+    lk.unlock();
+    stop_workers();
+    throw RuntimeError(err);
+  }
+}
+
+void RuntimeImpl::stop_workers() {
+  stopping.store(true, std::memory_order_seq_cst);
+  for (auto& w : workers) w->unpark_direct();
+  for (auto& w : workers) w->join();
+  shut_down.store(true, std::memory_order_release);
+}
+
+void RuntimeImpl::schedule_remote(TaskHeader* t) noexcept {
+  inject.push(t);
+  notify_parked(nullptr);
+}
+
+void RuntimeImpl::push_inject_list(TaskHeader* first, TaskHeader* last, std::uint32_t n) noexcept {
+  inject.push_list(first, last, n);
+}
+
+void RuntimeImpl::notify_parked(Worker* from) noexcept {
+  // Pairs with the fence in Worker::park(): either that worker sees our work,
+  // or we see it parked (see worker.hpp).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (num_parked.load(std::memory_order_relaxed) == 0) return;
+  if (num_searching.load(std::memory_order_relaxed) != 0) return;
+  // Claim the search token so that concurrent producers do not all wake one.
+  std::uint32_t expected = 0;
+  if (!num_searching.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) return;
+  const std::size_t n = workers.size();
+  std::size_t start = from ? from->index_value() + 1 : 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    Worker& w = *workers[(start + i) % n];
+    if (&w == from) continue;
+    if (w.park_state() == Worker::kParked && w.try_unpark(Worker::kNotifiedSearch)) return;
+  }
+  num_searching.fetch_sub(1, std::memory_order_acq_rel);  // nobody to wake
+}
+
+void RuntimeImpl::registry_insert(TaskHeader* t, unsigned shard) noexcept {
+  t->shard = static_cast<std::uint16_t>(shard);
+  RegistryShard& s = shards[shard];
+  s.acquire();
+  t->reg_prev = nullptr;
+  t->reg_next = s.head;
+  if (s.head) s.head->reg_prev = t;
+  s.head = t;
+  ++s.count;
+  s.release();
+}
+
+void RuntimeImpl::registry_remove(TaskHeader* t) noexcept {
+  RegistryShard& s = shards[t->shard];
+  s.acquire();
+  if (t->reg_prev) {
+    t->reg_prev->reg_next = t->reg_next;
+  } else {
+    s.head = t->reg_next;
+  }
+  if (t->reg_next) t->reg_next->reg_prev = t->reg_prev;
+  t->reg_prev = t->reg_next = nullptr;
+  --s.count;
+  s.release();
+}
+
+std::vector<TaskRef> RuntimeImpl::all_tasks() const {
+  std::vector<TaskRef> out;
+  out.reserve(live_tasks());
+  for (unsigned i = 0; i < num_shards; ++i) {
+    RegistryShard& s = shards[i];
+    s.acquire();
+    try {
+      // A task in the registry has not completed, so it still holds its own
+      // reference: taking another one here is safe.
+      for (TaskHeader* t = s.head; t; t = t->reg_next) out.emplace_back(t);
+    } catch (...) {
+      s.release();
+      throw;
+    }
+    s.release();
+  }
+  return out;
+}
+
+std::uint64_t RuntimeImpl::live_tasks() const noexcept {
+  std::uint64_t n = 0;
+  for (unsigned i = 0; i < num_shards; ++i) {
+    shards[i].acquire();
+    n += shards[i].count;
+    shards[i].release();
+  }
+  return n;
+}
+
+Metrics RuntimeImpl::metrics() const {
+  Metrics m;
+  for (const auto& w : workers) {
+    const Counters& c = w->counters();
+    WorkerMetrics x;
+    auto r = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+    x.tasks_polled = r(c.tasks_polled);
+    x.tasks_spawned = r(c.tasks_spawned);
+    x.tasks_stolen = r(c.tasks_stolen);
+    x.steal_attempts = r(c.steal_attempts);
+    x.parks = r(c.parks);
+    x.unparks = r(c.unparks);
+    x.lifo_polls = r(c.lifo_polls);
+    x.global_polls = r(c.global_polls);
+    x.remote_wakes = r(c.remote_wakes);
+    x.overflows = r(c.overflows);
+    x.sqes_submitted = r(c.sqes_submitted);
+    x.enter_calls = r(c.enter_calls);
+    x.cqes = r(c.cqes);
+    x.wake_syscalls = r(c.wake_syscalls);
+    x.local_queue_depth = w->queue_size();
+    m.workers.push_back(x);
+  }
+  m.global_queue_depth = inject.size();
+  m.live_tasks = live_tasks();
+  return m;
+}
+
+void RuntimeImpl::shutdown() {
+  if (shut_down.load(std::memory_order_acquire)) return;
+  // asyncio.run's order (§R 118): cancel what is left and wait for it, report
+  // the errors those tasks ended with, (finalise generators and stop the
+  // executors: later issues), then stop the workers and close the rings.
+  // Tasks may spawn more tasks while they unwind, so repeat until none is left.
+  for (int round = 0; round < 1000; ++round) {
+    std::vector<TaskRef> tasks = all_tasks();
+    if (tasks.empty()) break;
+    for (auto& t : tasks) t.cancel();
+    for (auto& t : tasks) block_until_done(t.header());
+    for (auto& t : tasks) {
+      std::uint32_t s = t.header()->state.load(std::memory_order_acquire);
+      if ((s & TaskHeader::kOutcomeError) && !(s & TaskHeader::kRetrieved)) {
+        t.header()->state.fetch_or(TaskHeader::kRetrieved, std::memory_order_relaxed);
+        report({"unhandled exception during weft::run() shutdown (task " + t.name() + ")",
+                *t.header()->error, t});
+      }
+    }
+  }
+  closed.store(true, std::memory_order_release);
+  stop_workers();
+}
+
+// ---- blocking a foreign thread on a task ----
+
+namespace {
+struct BlockingWaiter : WaitNode {
+  std::atomic<std::uint32_t> flag{0};
+};
+void blocking_fire(WaitNode* n, TaskHeader*) noexcept {
+  auto* b = static_cast<BlockingWaiter*>(n);
+  b->flag.store(1, std::memory_order_release);
+  // The waiter may return (and its stack frame vanish) as soon as it sees the
+  // flag; a futex wake on a dead address is harmless.
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&b->flag), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr,
+          nullptr, 0);
+}
+}  // namespace
+
+void block_until_done(TaskHeader* h) {
+  if (Worker::current() != nullptr)
+    throw RuntimeError("weft: blocking on a task from a worker thread would stall its loop");
+  BlockingWaiter b;
+  b.fire = blocking_fire;
+  if (!add_waiter(h, &b)) return;
+  while (b.flag.load(std::memory_order_acquire) == 0) {
+    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&b.flag), FUTEX_WAIT_PRIVATE, 0, nullptr, nullptr, 0);
+  }
+}
+
+}  // namespace weft::detail
+
+namespace weft {
+
+WorkerMetrics Metrics::total() const {
+  WorkerMetrics t;
+  for (const auto& w : workers) {
+    t.tasks_polled += w.tasks_polled;
+    t.tasks_spawned += w.tasks_spawned;
+    t.tasks_stolen += w.tasks_stolen;
+    t.steal_attempts += w.steal_attempts;
+    t.parks += w.parks;
+    t.unparks += w.unparks;
+    t.lifo_polls += w.lifo_polls;
+    t.global_polls += w.global_polls;
+    t.remote_wakes += w.remote_wakes;
+    t.overflows += w.overflows;
+    t.sqes_submitted += w.sqes_submitted;
+    t.enter_calls += w.enter_calls;
+    t.cqes += w.cqes;
+    t.wake_syscalls += w.wake_syscalls;
+    t.local_queue_depth += w.local_queue_depth;
+  }
+  return t;
+}
+
+Runtime::Runtime(RuntimeOptions options) {
+  check_not_worker("Runtime");
+  impl_ = std::make_unique<detail::RuntimeImpl>(*this, std::move(options));
+  impl_->start();
+}
+
+Runtime::~Runtime() {
+  if (impl_) {
+    try {
+      shutdown();
+    } catch (...) {
+      // Destroyed on a worker thread: nothing sane to do but stop the workers.
+    }
+  }
+}
+
+void Runtime::check_not_worker(const char* what) const {
+  if (detail::Worker::current() != nullptr)
+    throw RuntimeError(std::string("weft::Runtime::") + what + " cannot be called from a running event loop");
+}
+
+void Runtime::check_open() const {
+  if (impl_->closed.load(std::memory_order_acquire))
+    throw RuntimeError("weft::Runtime::spawn: the runtime has shut down");
+}
+
+void Runtime::shutdown() {
+  check_not_worker("shutdown");
+  impl_->shutdown();
+}
+
+Metrics Runtime::metrics() const { return impl_->metrics(); }
+std::vector<TaskRef> Runtime::all_tasks() const { return impl_->all_tasks(); }
+const RuntimeOptions& Runtime::options() const noexcept { return impl_->opts; }
+unsigned Runtime::workers() const noexcept { return static_cast<unsigned>(impl_->workers.size()); }
+Loop& Runtime::loop(unsigned i) {
+  if (i >= impl_->workers.size()) throw std::out_of_range("weft::Runtime::loop: no such worker");
+  return *impl_->workers[i];
+}
+
+}  // namespace weft

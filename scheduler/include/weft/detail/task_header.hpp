@@ -1,0 +1,182 @@
+// weft/detail/task_header.hpp - the state every spawned task carries, and the
+// protocol by which tasks are suspended, woken and cancelled.
+//
+// # Where the header lives
+// A spawned task costs one allocation: its coroutine frame. The frame's
+// promise begins with a TaskHeader, so the header, the result and the
+// coroutine's locals share that allocation. A Task<T> that is only ever
+// awaited inline carries an unused header; that costs bytes, not time.
+//
+// # The state word
+// `state` holds the scheduling state (who may run the task) and a few flags:
+//   kScheduled  the task sits in a run queue, or is about to; exactly one
+//               queue holds it.
+//   kRunning    a worker is resuming it. Only the thread that set kRunning
+//               touches the coroutine and the fields marked "owner".
+//   kNotified   a wake arrived while running; the worker requeues the task
+//               when the resume returns (yield_now uses this on purpose).
+//   kComplete   the coroutine has finished; the outcome is published. Set
+//               with release order after the result is written, so a reader
+//               that sees it with acquire order may read the result.
+//   kCancelPending  a cancel request not yet delivered to the coroutine.
+//   kStarted    the body has begun; a cancel before that runs none of it.
+// Wakers (any thread) move idle -> scheduled with a CAS; only the winner
+// enqueues, so a task is never in two queues. The worker moves scheduled ->
+// running, and after the resume returns running -> idle (or -> scheduled when
+// notified). Because a wake during the run only sets kNotified, a completion
+// that races with the coroutine's own suspension is never lost and never
+// resumes the coroutine on two threads.
+//
+// # Suspension points and cancellation
+// Every weft awaiter that suspends a task embeds a Suspension and records it in
+// the header (`waiting_on`) before suspending. task.cancel(msg) from any thread
+// only counts the request, sets kCancelPending and wakes the task. The worker
+// that then holds the task in kRunning sees the flag and, if the task waits on
+// a Suspension that has not completed, calls its `cancel` hook instead of
+// resuming. The hook runs with exclusive access to the task, so awaiters need
+// no lock against a concurrent resume. The hook returns true when it takes
+// responsibility: the operation will complete, either with CancelledError or,
+// if it had already finished, normally and with kCancelPending re-armed so the
+// request is raised at the next suspension point (cancellation never throws
+// away a completed result, e.g. bytes the kernel already moved). It returns
+// false when the operation had already completed, and the worker re-arms the
+// flag itself. A task is resumed only when its Suspension is `done`.
+#pragma once
+
+#include <atomic>
+#include <coroutine>
+#include <cstdint>
+#include <exception>
+#include <string>
+
+namespace weft {
+class Runtime;
+}
+
+namespace weft::detail {
+
+struct TaskHeader;
+
+/// A place a task waits. Embedded in every suspending weft awaiter; lives in
+/// the coroutine frame, so it outlives the wait.
+struct Suspension {
+  /// Called at most once per wait, by the thread holding the task in kRunning,
+  /// when a cancel request arrives. See the essay above for the contract.
+  bool (*cancel)(Suspension*) noexcept = nullptr;
+  /// Set with release order by whoever completes the wait, before the wake.
+  std::atomic<bool> done{false};
+};
+
+/// A registration on a task's completion: a join waiter or a done callback.
+/// Fired exactly once, by the thread that completes the task, after the
+/// outcome is published.
+struct WaitNode {
+  WaitNode* next = nullptr;
+  void (*fire)(WaitNode*, TaskHeader*) noexcept = nullptr;
+};
+
+/// A message for one loop's thread from another thread (call_soon_threadsafe,
+/// cross-thread cancels of timers and ring operations). See src/inbox.hpp.
+struct InboxItem {
+  InboxItem* next = nullptr;
+  void (*run)(InboxItem*) noexcept = nullptr;
+};
+
+/// Cold per-task data, allocated on first use (a name, a cancel message).
+struct TaskExtras {
+  std::string name;
+  std::string cancel_message;
+};
+
+struct TaskHeader {
+  static constexpr std::uint32_t kScheduled = 1u << 0;
+  static constexpr std::uint32_t kRunning = 1u << 1;
+  static constexpr std::uint32_t kNotified = 1u << 2;
+  static constexpr std::uint32_t kComplete = 1u << 3;
+  static constexpr std::uint32_t kCancelPending = 1u << 4;
+  static constexpr std::uint32_t kStarted = 1u << 5;
+  static constexpr std::uint32_t kOutcomeError = 1u << 6;      // ended with an exception
+  static constexpr std::uint32_t kOutcomeCancelled = 1u << 7;  // ended cancelled
+  static constexpr std::uint32_t kRetrieved = 1u << 8;         // someone looked at the outcome
+  static constexpr std::uint32_t kYielded = 1u << 9;           // notified by yield_now: requeue behind all ready work
+
+  std::atomic<std::uint32_t> state{0};
+  std::atomic<std::uint32_t> refs{0};
+  TaskHeader* next = nullptr;             // run-queue link (owned by the holding queue)
+  std::coroutine_handle<> resume_point;   // owner: innermost suspended coroutine
+  Suspension* waiting_on = nullptr;       // owner: current wait, null when none
+  std::atomic<WaitNode*> waiters{nullptr};
+  TaskHeader* reg_prev = nullptr;         // runtime registry links (under the shard lock)
+  TaskHeader* reg_next = nullptr;
+  Runtime* runtime = nullptr;
+  std::coroutine_handle<> root;           // the spawned coroutine, destroyed with the last ref
+  std::atomic<TaskExtras*> extras{nullptr};
+  std::exception_ptr* error = nullptr;    // points into the promise
+  std::atomic<std::int32_t> cancelling{0};
+  std::uint32_t id = 0;
+  std::uint16_t shard = 0;
+  std::uint16_t last_worker = 0xffff;
+};
+
+/// Sentinel stored in `waiters` once the task has completed.
+inline WaitNode* const kWaitersClosed = reinterpret_cast<WaitNode*>(std::uintptr_t{1});
+
+// ---- thread-local context (defined in task.cpp) ----
+// The task whose step this thread is running, or null.
+extern thread_local constinit TaskHeader* tl_current_task;
+// The trampoline's next coroutine (see Task<T>).
+extern thread_local constinit void* tl_next_coroutine;
+
+inline TaskHeader* current_header() noexcept { return tl_current_task; }
+
+/// Resumes `h` and every coroutine handed on through the trampoline, so that
+/// chains of awaits never grow the stack, at any optimisation level.
+inline void resume_chain(std::coroutine_handle<> h) {
+  for (;;) {
+    h.resume();
+    void* next = tl_next_coroutine;
+    if (next == nullptr) return;
+    tl_next_coroutine = nullptr;
+    h = std::coroutine_handle<>::from_address(next);
+  }
+}
+inline void hand_on(std::coroutine_handle<> h) noexcept { tl_next_coroutine = h.address(); }
+
+/// Wakes a suspended task (from any thread). Safe to call more than once.
+void wake(TaskHeader* t) noexcept;
+/// Records that the running task now waits at `s` with coroutine `h`.
+inline void suspend_at(TaskHeader* t, Suspension* s, std::coroutine_handle<> h) noexcept {
+  t->resume_point = h;
+  t->waiting_on = s;
+}
+/// Consumes a pending cancel request of the running task `t`, if any.
+/// Returns true if there was one (the caller then raises CancelledError).
+inline bool take_pending_cancel(TaskHeader* t) noexcept {
+  if (t == nullptr) return false;
+  if ((t->state.load(std::memory_order_acquire) & TaskHeader::kCancelPending) == 0) return false;
+  t->state.fetch_and(~TaskHeader::kCancelPending, std::memory_order_acq_rel);
+  return true;
+}
+/// Re-arms a cancel request on `t` (an operation completed normally although a
+/// cancel was handed to it).
+inline void rearm_cancel(TaskHeader* t) noexcept {
+  t->state.fetch_or(TaskHeader::kCancelPending, std::memory_order_acq_rel);
+}
+/// Throws RuntimeError("weft::<what>: not inside a weft task").
+[[noreturn]] void throw_no_task(const char* what);
+/// The CancelledError to raise in task `t` (carries its latest cancel message).
+[[noreturn]] void throw_cancelled(TaskHeader* t);
+/// The latest cancel message of `t` (empty if none).
+std::string cancel_message(const TaskHeader* t);
+
+// ---- references and lifecycle (task.cpp) ----
+inline void add_ref(TaskHeader* t) noexcept { t->refs.fetch_add(1, std::memory_order_relaxed); }
+void release_ref(TaskHeader* t) noexcept;  // destroys the frame with the last ref
+/// Registers a waiter; returns false (not registered) if t already completed.
+bool add_waiter(TaskHeader* t, WaitNode* n) noexcept;
+/// Requests cancellation (any thread). Returns false if already complete.
+bool request_cancel(TaskHeader* t, const std::string* msg) noexcept;
+/// Called by the final suspend of a spawned coroutine.
+void complete_task(TaskHeader* t, bool threw, bool threw_cancel) noexcept;
+
+}  // namespace weft::detail

@@ -1,0 +1,97 @@
+// weft/io_op.hpp - the reactor's awaitable operation, and io::nop().
+//
+// An IoOp prepares one SQE on the ring of the worker that runs the task *now*
+// and suspends; the CQE for it, reaped by that worker, completes the op and
+// wakes the task. The SQE is not submitted on its own: every SQE a loop tick
+// produces goes to the kernel in one io_uring_enter at the end of the tick,
+// and CQEs are reaped in batches (DESIGN.md §4).
+//
+// The op's state lives in the awaiting coroutine's frame, and a frame with an
+// operation in flight is never resumed or destroyed before its CQE arrives.
+// Cancelling the task sends IORING_OP_ASYNC_CANCEL through the owning ring
+// (through that loop's inbox when the cancel is handled on another worker),
+// then waits for the CQE. If the operation completed anyway its result is
+// delivered and the cancellation is raised at the next suspension point.
+//
+// The I/O component builds files and sockets on this type: an op is a Prep
+// functor that fills the SQE plus the interpretation of the CQE's result.
+//
+// Threads: await only inside a weft task (RuntimeError otherwise).
+#pragma once
+
+#include <liburing.h>
+
+#include <atomic>
+#include <coroutine>
+#include <cstdint>
+#include <system_error>
+#include <utility>
+
+#include <weft/detail/task_header.hpp>
+
+namespace weft::detail {
+
+/// What a CQE's user_data points at.
+struct IoCompletion {
+  void (*complete)(IoCompletion*, int res, unsigned flags) noexcept = nullptr;
+};
+
+struct IoOpState : IoCompletion, Suspension, InboxItem {
+  TaskHeader* task = nullptr;
+  void* owner = nullptr;  // the Worker whose ring carries the SQE
+  int res = 0;
+  unsigned cqe_flags = 0;
+  std::atomic<std::uint8_t> phase{0};  // see reactor.cpp
+  bool cancelled = false;              // completed by a cancel (-ECANCELED after our request)
+  bool cancel_taken = false;           // a pending cancel was consumed before submitting
+};
+
+/// Takes an SQE on the current worker's ring for `op` (submitting first if
+/// the queue is full). Returns null, without suspending, when a pending cancel
+/// request was consumed instead (op->cancel_taken is then set). Throws
+/// RuntimeError outside a task. Defined in reactor.cpp.
+io_uring_sqe* io_begin(IoOpState* op);
+/// Finishes the submission begun by io_begin: tags the SQE and suspends.
+void io_commit(IoOpState* op, io_uring_sqe* sqe, std::coroutine_handle<> h) noexcept;
+
+/// The generic awaitable: `Prep` fills the SQE (called with io_uring_sqe*).
+template <class Prep>
+class IoOp {
+ public:
+  explicit IoOp(Prep prep) : prep_(std::move(prep)) {}
+  bool await_ready() const noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<> h) {
+    io_uring_sqe* sqe = io_begin(&st_);
+    if (sqe == nullptr) return false;
+    prep_(sqe);
+    io_commit(&st_, sqe, h);
+    return true;
+  }
+  /// The CQE's result (>= 0). Throws CancelledError if the op was cancelled
+  /// (or never submitted because of a pending cancel), std::system_error for
+  /// a negative result.
+  int await_resume() {
+    if (st_.cancel_taken || st_.cancelled) throw_cancelled(current_header());
+    if (st_.res < 0) throw std::system_error(-st_.res, std::system_category(), "io_uring op");
+    return st_.res;
+  }
+  unsigned cqe_flags() const noexcept { return st_.cqe_flags; }
+
+ private:
+  Prep prep_;
+  IoOpState st_;
+};
+
+struct NopPrep {
+  void operator()(io_uring_sqe* sqe) const noexcept { io_uring_prep_nop(sqe); }
+};
+
+}  // namespace weft::detail
+
+namespace weft::io {
+
+/// An IORING_OP_NOP through the full operation path (prepare, submit with the
+/// tick, reap, wake). Resolves to 0. Throws CancelledError if cancelled.
+inline detail::IoOp<detail::NopPrep> nop() { return detail::IoOp<detail::NopPrep>(detail::NopPrep{}); }
+
+}  // namespace weft::io

@@ -1,0 +1,189 @@
+// weft/runtime.hpp - Runtime (asyncio.Runner / embedding) and run()
+// (asyncio.run).
+//
+// A Runtime owns N worker threads, each running one Loop on its own io_uring
+// ring, and moves ready tasks between them by work stealing. It is what a
+// service embeds; run(main) is the one-call form that builds a Runtime, runs
+// main to its end and tears everything down in asyncio.run's order.
+//
+// Threads: Runtime's constructor, block_on, shutdown and the destructor must
+// be called from a thread that is not one of its workers (blocking a worker
+// would stall its loop) and throw RuntimeError otherwise. spawn, metrics,
+// all_tasks and options may be called from any thread.
+#pragma once
+
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <weft/clock.hpp>
+#include <weft/errors.hpp>
+#include <weft/join_handle.hpp>
+#include <weft/loop.hpp>
+#include <weft/task.hpp>
+
+namespace weft {
+
+/// What the exception handler receives (asyncio's context dict).
+struct ExceptionContext {
+  std::string message;           // "Task exception was never retrieved", ...
+  std::exception_ptr exception;  // may be null
+  TaskRef task;                  // the task concerned, if any
+};
+
+/// Every knob that changes how the runtime performs. Each is a flag of the
+/// benchmark runner (bench/run --help), so tune by measuring.
+struct RuntimeOptions {
+  /// Worker threads. 0 = std::thread::hardware_concurrency().
+  unsigned workers = 0;
+  /// Submission queue entries per worker ring (completion queue: twice as
+  /// many). Rounded up to a power of two by the kernel.
+  unsigned ring_entries = 256;
+  /// Run the task a worker just woke next (message-passing locality).
+  bool lifo_slot = true;
+  /// How many tasks in a row may run from the LIFO slot before the worker
+  /// goes back to its queue, so two tasks pinging each other cannot starve
+  /// it. 3, as Tokio uses.
+  unsigned lifo_cap = 3;
+  /// Every this many tasks a worker takes from the global injection queue
+  /// first, so work from outside is not starved by a busy local queue. 31
+  /// (a prime, as Tokio's default 31 for the same reason).
+  unsigned global_queue_interval = 31;
+  /// Tasks run per loop tick before the worker submits SQEs, reaps CQEs,
+  /// fires timers and runs callbacks. 61, as Tokio's event_interval.
+  unsigned event_interval = 61;
+  /// Upper bound of workers searching for work to steal at once. 0 = half of
+  /// the workers, rounded up (Tokio's rule): enough to spread a burst, few
+  /// enough that idle workers do not all hammer the same queues.
+  unsigned max_searching = 0;
+  /// Rounds of stealing/polling a worker spins through before it parks in
+  /// the ring wait. Parking and waking cost 20-30 us on these machines
+  /// (PLATFORM.md), so a short spin saves that on bursty message passing.
+  unsigned spin_before_park = 32;
+  /// Wake parked workers with an eventfd write instead of IORING_OP_MSG_RING
+  /// (foreign threads always use the eventfd). For measuring; see reactor.cpp.
+  bool wake_with_eventfd = false;
+  /// Called for unhandled errors: a task's exception nobody retrieved, an
+  /// exception escaping a callback, errors of tasks cancelled at shutdown.
+  /// Runs on the thread where the error was found; must not throw.
+  /// Default: print to stderr.
+  std::function<void(const ExceptionContext&)> exception_handler;
+  /// Prefix of the worker threads' names ("weft-worker-0", ...).
+  std::string thread_name = "weft-worker";
+};
+
+/// Counters of one worker, read with relaxed loads (approximate while the
+/// runtime runs, exact after it stops).
+struct WorkerMetrics {
+  std::uint64_t tasks_polled = 0;      // task steps run
+  std::uint64_t tasks_spawned = 0;     // spawns made on this worker
+  std::uint64_t tasks_stolen = 0;      // tasks this worker stole from others
+  std::uint64_t steal_attempts = 0;    // attempts, successful or not
+  std::uint64_t parks = 0;             // times the worker blocked in the ring wait
+  std::uint64_t unparks = 0;           // wake-ups sent to this worker
+  std::uint64_t lifo_polls = 0;        // steps taken from the LIFO slot
+  std::uint64_t global_polls = 0;      // tasks taken from the injection queue
+  std::uint64_t remote_wakes = 0;      // wakes of tasks last run on another worker
+  std::uint64_t overflows = 0;         // local queue overflows to the injection queue
+  std::uint64_t sqes_submitted = 0;    // SQEs handed to the kernel
+  std::uint64_t enter_calls = 0;       // io_uring_enter system calls
+  std::uint64_t cqes = 0;              // CQEs reaped
+  std::uint64_t wake_syscalls = 0;     // wake-ups this worker sent to parked workers
+  std::uint64_t local_queue_depth = 0; // tasks in its local queue now
+};
+
+struct Metrics {
+  std::vector<WorkerMetrics> workers;
+  std::uint64_t global_queue_depth = 0;
+  std::uint64_t live_tasks = 0;
+  /// The per-worker counters summed.
+  WorkerMetrics total() const;
+};
+
+namespace detail {
+class RuntimeImpl;
+/// Blocks the calling (foreign) thread until `h` completes.
+void block_until_done(TaskHeader* h);
+void runtime_spawn(Runtime* rt, TaskHeader* h, std::coroutine_handle<> root, std::string name);
+}  // namespace detail
+
+class Runtime {
+ public:
+  /// Starts the workers. Throws RuntimeError if io_uring cannot be set up
+  /// (with the reason), ValueError for a bad option, or if called on a worker.
+  explicit Runtime(RuntimeOptions options = {});
+  /// Calls shutdown().
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  /// Spawns `task` (any thread). Throws RuntimeError after shutdown began,
+  /// std::invalid_argument for an empty Task.
+  template <class T>
+  JoinHandle<T> spawn(Task<T> task, SpawnOptions opts = {}) {
+    if (!task.valid()) throw std::invalid_argument("weft::Runtime::spawn: empty Task");
+    check_open();
+    auto h = task.release();
+    h.promise().spawned = true;
+    detail::TaskHeader* hdr = &h.promise().header;
+    JoinHandle<T> jh(hdr, /*adopt=*/false);
+    detail::runtime_spawn(this, hdr, h, std::move(opts.name));
+    return jh;
+  }
+
+  /// Runs `task` to completion from a thread outside the runtime and returns
+  /// its value or rethrows its exception. Throws RuntimeError on a worker
+  /// ("cannot be called from a running event loop") or after shutdown.
+  template <class T>
+  T block_on(Task<T> task) {
+    check_not_worker("block_on");
+    JoinHandle<T> h = spawn(std::move(task));
+    detail::block_until_done(h.header());
+    return std::move(h).result();
+  }
+
+  /// Cancels every task still alive, waits for them, reports their
+  /// non-cancel errors to the exception handler, stops the workers and
+  /// closes the rings. Idempotent. Throws RuntimeError on a worker.
+  void shutdown();
+
+  /// Per-worker counters (any thread).
+  Metrics metrics() const;
+  /// Every task not yet finished (any thread).
+  std::vector<TaskRef> all_tasks() const;
+  const RuntimeOptions& options() const noexcept;
+  unsigned workers() const noexcept;
+  /// Worker i's loop, for call_soon_threadsafe from outside. Throws
+  /// std::out_of_range for a bad index.
+  Loop& loop(unsigned i);
+
+  detail::RuntimeImpl& impl() noexcept { return *impl_; }
+
+ private:
+  void check_not_worker(const char* what) const;
+  void check_open() const;
+  std::unique_ptr<detail::RuntimeImpl> impl_;
+};
+
+/// asyncio.run: starts a Runtime with `options`, runs `main` to its end, then
+/// (asyncio.run's order, ASYNCIO_SEMANTICS §R 118) cancels every task still
+/// alive and waits for it, reports their non-cancel errors, stops the pools
+/// and closes the rings; returns main's value or rethrows its exception.
+/// Throws RuntimeError when called from a worker thread ("weft::run() cannot
+/// be called from a running event loop").
+template <class T>
+T run(Task<T> main, RuntimeOptions options = {}) {
+  if (Loop::current() != nullptr)
+    throw RuntimeError("weft::run() cannot be called from a running event loop");
+  if (!main.valid()) throw ValueError("weft::run: empty Task");
+  Runtime rt(std::move(options));
+  JoinHandle<T> h = rt.spawn(std::move(main), SpawnOptions{"main"});
+  detail::block_until_done(h.header());
+  rt.shutdown();
+  return std::move(h).result();
+}
+
+}  // namespace weft

@@ -1,0 +1,97 @@
+// frame_alloc.cpp - the per-thread size-class recycler for coroutine frames.
+// See weft/detail/frame_alloc.hpp for the contract and the cap.
+#include <weft/detail/frame_alloc.hpp>
+
+#include <cstdint>
+#include <cstdlib>
+#include <new>
+
+namespace weft::detail {
+
+#if defined(__SANITIZE_ADDRESS__)
+#define WEFT_FRAME_CACHE 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define WEFT_FRAME_CACHE 0
+#endif
+#endif
+#ifndef WEFT_FRAME_CACHE
+#define WEFT_FRAME_CACHE 1
+#endif
+
+#if WEFT_FRAME_CACHE
+namespace {
+
+constexpr std::size_t kClasses = kMaxCachedFrame / kFrameClassBytes;
+
+struct FreeFrame {
+  FreeFrame* next;
+};
+
+struct FrameCache;
+extern thread_local constinit bool t_cache_dead;
+struct FrameCache {
+  FreeFrame* heads[kClasses] = {};
+  std::uint32_t counts[kClasses] = {};
+  ~FrameCache() {
+    for (std::size_t c = 0; c < kClasses; ++c) {
+      while (heads[c]) {
+        FreeFrame* f = heads[c];
+        heads[c] = f->next;
+        std::free(f);
+      }
+    }
+    t_cache_dead = true;  // frames freed later in thread exit go to free()
+  }
+};
+
+thread_local constinit bool t_cache_dead = false;
+thread_local FrameCache t_cache;
+
+std::size_t class_of(std::size_t n) noexcept { return (n + kFrameClassBytes - 1) / kFrameClassBytes - 1; }
+
+}  // namespace
+
+void* frame_alloc(std::size_t n) {
+  if (n <= kMaxCachedFrame && !t_cache_dead) {
+    std::size_t c = class_of(n);
+    FrameCache& cache = t_cache;
+    if (FreeFrame* f = cache.heads[c]) {
+      cache.heads[c] = f->next;
+      --cache.counts[c];
+      return f;
+    }
+    n = (c + 1) * kFrameClassBytes;
+  }
+  void* p = std::malloc(n);
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+
+void frame_free(void* p, std::size_t n) noexcept {
+  if (n <= kMaxCachedFrame && !t_cache_dead) {
+    std::size_t c = class_of(n);
+    FrameCache& cache = t_cache;
+    if (cache.counts[c] * (c + 1) * kFrameClassBytes < kFrameCacheBytesPerClass) {
+      auto* f = static_cast<FreeFrame*>(p);
+      f->next = cache.heads[c];
+      cache.heads[c] = f;
+      ++cache.counts[c];
+      return;
+    }
+  }
+  std::free(p);
+}
+
+#else
+
+void* frame_alloc(std::size_t n) {
+  void* p = std::malloc(n);
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+void frame_free(void* p, std::size_t) noexcept { std::free(p); }
+
+#endif
+
+}  // namespace weft::detail

@@ -1,0 +1,212 @@
+// future.cpp - the shared state of Future<T>/Promise<T>.
+//
+// status_ is both the outcome and the futex word that blocking get() sleeps
+// on. Completion is claimed with a CAS (kPending -> kSetting) so exactly one
+// completer writes the result; the outcome is then published with a release
+// store and waiters (an intrusive lock-free stack closed by a sentinel, like a
+// task's) are fired once. Sleepers in get() are counted so that completing a
+// future nobody blocks on costs no futex system call.
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <ctime>
+
+#include <weft/future.hpp>
+#include <weft/runtime.hpp>
+
+#include "worker.hpp"
+
+namespace weft::detail {
+
+namespace {
+
+void futex_wake_all(std::atomic<std::uint32_t>* a) noexcept {
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(a), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+}
+
+// Waits while *a == expected, until the absolute CLOCK_MONOTONIC deadline
+// (ns; < 0: none). Returns false on timeout.
+bool futex_wait(const std::atomic<std::uint32_t>* a, std::uint32_t expected, std::int64_t deadline_ns) noexcept {
+  timespec ts{};
+  timespec* tsp = nullptr;
+  if (deadline_ns >= 0) {
+    ts.tv_sec = deadline_ns / 1000000000;
+    ts.tv_nsec = deadline_ns % 1000000000;
+    tsp = &ts;
+  }
+  // FUTEX_WAIT_BITSET takes an absolute deadline on CLOCK_MONOTONIC, the
+  // steady_clock of libstdc++.
+  long r = syscall(SYS_futex, const_cast<std::uint32_t*>(reinterpret_cast<const std::uint32_t*>(a)),
+                   FUTEX_WAIT_BITSET_PRIVATE, expected, tsp, nullptr, FUTEX_BITSET_MATCH_ANY);
+  return !(r == -1 && errno == ETIMEDOUT);
+}
+
+void future_waiter_fire(WaitNode* n, TaskHeader*) noexcept {
+  auto* w = static_cast<FutureWaiter*>(n);
+  TaskHeader* t = w->task;
+  w->done.store(true, std::memory_order_release);
+  wake(t);
+}
+
+bool future_waiter_cancel(Suspension* s) noexcept {
+  auto* w = static_cast<FutureWaiter*>(s);
+  try {
+    return w->core->cancel(cancel_message(w->task));
+  } catch (...) {
+    return false;
+  }
+}
+
+struct FutureCallbackWaiter : WaitNode {
+  CallbackNode* cb = nullptr;
+  Worker* loop = nullptr;
+};
+
+void future_callback_fire(WaitNode* n, TaskHeader*) noexcept {
+  auto* d = static_cast<FutureCallbackWaiter*>(n);
+  d->loop->post_foreign(d->cb);
+  delete d;
+}
+
+}  // namespace
+
+bool FutureCore::begin_set() noexcept {
+  std::uint32_t expected = kPending;
+  return status_.compare_exchange_strong(expected, kSetting, std::memory_order_acq_rel);
+}
+
+void FutureCore::finish_set(Status s) noexcept {
+  status_.store(s, std::memory_order_seq_cst);
+  WaitNode* list = waiters_.exchange(kWaitersClosed, std::memory_order_acq_rel);
+  WaitNode* rev = nullptr;
+  while (list) {
+    WaitNode* n = list->next;
+    list->next = rev;
+    rev = list;
+    list = n;
+  }
+  // Keep the state alive while waking: a woken waiter may drop the last
+  // reference before we are done.
+  add_ref();
+  while (rev) {
+    WaitNode* n = rev->next;
+    rev->fire(rev, nullptr);
+    rev = n;
+  }
+  if (sleepers_.load(std::memory_order_seq_cst) != 0) futex_wake_all(&status_);
+  release();
+}
+
+void FutureCore::set_exception(std::exception_ptr e) {
+  if (!e) throw std::invalid_argument("weft::Promise::set_exception: null exception_ptr");
+  if (!begin_set()) throw InvalidStateError("weft::Promise::set_exception: future already done");
+  error_ = std::move(e);
+  finish_set(kError);
+}
+
+bool FutureCore::cancel(const std::string& msg) {
+  if (!begin_set()) return false;
+  try {
+    cancel_msg_ = msg;
+  } catch (...) {
+  }
+  finish_set(kCancelled);
+  return true;
+}
+
+void FutureCore::check() const {
+  switch (status()) {
+    case kValue:
+      return;
+    case kError:
+      std::rethrow_exception(error_);
+    case kCancelled:
+      throw CancelledError(cancel_msg_);
+    default:
+      throw InvalidStateError("Result is not set.");
+  }
+}
+
+std::exception_ptr FutureCore::exception() const {
+  switch (status()) {
+    case kValue:
+      return nullptr;
+    case kError:
+      return error_;
+    case kCancelled:
+      throw CancelledError(cancel_msg_);
+    default:
+      throw InvalidStateError("Exception is not set.");
+  }
+}
+
+bool FutureCore::wait_blocking(std::int64_t deadline_ns) const {
+  if (Worker::current() != nullptr)
+    throw RuntimeError(
+        "weft::Future::get() called on a worker thread; it would block the loop (co_await it instead)");
+  auto* self = const_cast<FutureCore*>(this);
+  for (;;) {
+    std::uint32_t s = status_.load(std::memory_order_acquire);
+    if (s >= kValue) return true;
+    self->sleepers_.fetch_add(1, std::memory_order_seq_cst);
+    s = status_.load(std::memory_order_seq_cst);
+    bool in_time = true;
+    if (s < kValue) in_time = futex_wait(&status_, s, deadline_ns);
+    self->sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+    if (!in_time && status_.load(std::memory_order_acquire) < kValue) return false;
+  }
+}
+
+bool FutureCore::add_waiter(WaitNode* n) noexcept {
+  WaitNode* head = waiters_.load(std::memory_order_acquire);
+  do {
+    if (head == kWaitersClosed) return false;
+    n->next = head;
+  } while (!waiters_.compare_exchange_weak(head, n, std::memory_order_acq_rel, std::memory_order_acquire));
+  return true;
+}
+
+void FutureCore::add_done_callback(CallbackNode* cb) {
+  Worker* loop = Worker::current();
+  if (loop == nullptr) {
+    if (runtime_ == nullptr) {
+      cb->release();
+      throw RuntimeError(
+          "weft::Future::add_done_callback: called outside the runtime on a future bound to no runtime");
+    }
+    loop = runtime_->impl().workers[0].get();
+  }
+  auto* d = new FutureCallbackWaiter;
+  d->fire = future_callback_fire;
+  d->cb = cb;
+  d->loop = loop;
+  if (!add_waiter(d)) {
+    delete d;
+    loop->post_foreign(cb);  // already done: still queued, never run inline
+  }
+}
+
+bool future_await_suspend(FutureWaiter* w, std::coroutine_handle<> h) {
+  TaskHeader* t = current_header();
+  if (t == nullptr) throw_no_task("Future await");
+  if (take_pending_cancel(t)) {
+    // A pending cancel is forwarded to the awaited future (§C 30), as
+    // asyncio's Task.__step does with _must_cancel.
+    if (!w->core->cancel(cancel_message(t))) rearm_cancel(t);
+    return false;
+  }
+  w->task = t;
+  w->fire = future_waiter_fire;
+  w->cancel = future_waiter_cancel;
+  suspend_at(t, w, h);
+  if (!w->core->add_waiter(w)) {
+    t->waiting_on = nullptr;
+    return false;
+  }
+  return true;
+}
+
+}  // namespace weft::detail

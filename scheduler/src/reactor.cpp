@@ -1,0 +1,332 @@
+// reactor.cpp - each worker's io_uring ring: set-up, the per-tick submit and
+// reap, the blocking wait a worker parks in, wake-ups, and the operation
+// protocol of weft/io_op.hpp.
+//
+// # One system call per tick
+// Operations only prepare SQEs. At the end of a tick the worker calls
+// io_uring_submit_and_get_events once, which submits everything the tick
+// queued and (the ring uses DEFER_TASKRUN) runs the completions that are due;
+// then all ready CQEs are reaped in batches with io_uring_peek_batch_cqe. A
+// tick with nothing queued and nothing in flight makes no system call. The
+// worker parks in io_uring_submit_and_wait_timeout with the next timer's
+// deadline as the timeout, so a parked worker's only system call is the wait.
+//
+// # Wake-ups
+// A worker wakes a parked worker with IORING_OP_MSG_RING on its own ring (the
+// SQE goes out with the waker's next submit, usually the same one as its
+// tick's other SQEs; IOSQE_CQE_SKIP_SUCCESS spares the waker a CQE). Threads
+// outside the runtime have no ring (liburing 2.3 lacks
+// io_uring_register_sync_msg), so they write to an eventfd on which the ring
+// keeps one read armed. The eventfd is blocking: a non-blocking one makes the
+// armed read complete at once and the worker spin (PLATFORM.md).
+//
+// Measured with bench/micro/wake_latency (2 workers, ping-pong of 10,000
+// wake-ups between two parked workers, medians of 5 runs on this 2-core VM):
+//   MSG_RING  : see the figures recorded in bench/micro/wake_latency.cpp
+//   eventfd   : likewise.
+// Both are dominated by the 20-30 us it takes the kernel to wake a sleeping
+// thread here; MSG_RING wins on the waker's side because its SQE rides along
+// with the tick's io_uring_enter instead of costing a write(2) of its own.
+// RuntimeOptions::wake_with_eventfd switches worker-to-worker wakes to the
+// eventfd for comparison.
+//
+// # Operation state (IoOpState::phase)
+//   kInFlight      submitted, no CQE yet
+//   kCancelPosted  another worker asked the owner to cancel; the owner will
+//                  act on the inbox item before the frame may resume
+//   kCancelSent    the owner submitted IORING_OP_ASYNC_CANCEL for it
+//   kCqeHeld       the CQE arrived while a cancel was posted but not yet
+//                  handled; the wake waits for the inbox item
+//   kDelivered     the result was handed to the task
+// The owner thread drives every transition except kInFlight -> kCancelPosted,
+// which the canceller makes with a CAS.
+#include <liburing.h>
+#include <sys/eventfd.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+
+#include <weft/io_op.hpp>
+
+#include "worker.hpp"
+
+namespace weft::detail {
+
+namespace {
+
+enum Phase : std::uint8_t { kInFlight = 0, kCancelPosted = 1, kCancelSent = 2, kCqeHeld = 3, kDelivered = 4 };
+
+std::string io_uring_failure_reason(int err) {
+  std::string why = std::strerror(err);
+  int disabled = 0;
+  {
+    std::ifstream f("/proc/sys/kernel/io_uring_disabled");
+    if (f >> disabled && disabled != 0)
+      return "io_uring is disabled by /proc/sys/kernel/io_uring_disabled = " + std::to_string(disabled) +
+             " (" + why + ")";
+  }
+  if (err == EINVAL) {
+    utsname u{};
+    uname(&u);
+    return std::string("the kernel (") + u.release +
+           ") rejects IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN; weft needs Linux 6.1 or later (" +
+           why + ")";
+  }
+  if (err == ENOSYS || err == EPERM)
+    return "io_uring_setup is refused (" + why +
+           "): most likely a seccomp filter (for example a container runtime's default profile) blocks it";
+  if (err == ENOMEM)
+    return "io_uring_setup failed for lack of locked memory (" + why + "); raise RLIMIT_MEMLOCK";
+  return "io_uring_setup failed: " + why;
+}
+
+}  // namespace
+
+bool Worker::setup_ring(std::string* error) {
+  io_uring_params p{};
+  p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+  int r = io_uring_queue_init_params(rt_.opts.ring_entries, &ring_, &p);
+  if (r < 0) {
+    *error = "weft: cannot start worker " + std::to_string(index_) + ": " + io_uring_failure_reason(-r);
+    return false;
+  }
+  ring_ready_ = true;
+  ring_fd_ = ring_.ring_fd;
+  event_fd_ = ::eventfd(0, EFD_CLOEXEC);  // blocking on purpose, see above
+  if (event_fd_ < 0) {
+    *error = std::string("weft: eventfd failed: ") + std::strerror(errno);
+    return false;
+  }
+  // Rings must not be shared with a forked child that keeps running.
+  io_uring_ring_dontfork(&ring_);
+  arm_eventfd();
+  return true;
+}
+
+void Worker::teardown_ring() noexcept {
+  if (ring_ready_) {
+    io_uring_queue_exit(&ring_);
+    ring_ready_ = false;
+  }
+  if (event_fd_ >= 0) {
+    ::close(event_fd_);
+    event_fd_ = -1;
+  }
+}
+
+void Worker::arm_eventfd() noexcept {
+  if (event_armed_) return;
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  if (sqe == nullptr) {
+    io_uring_submit(&ring_);
+    sqe = io_uring_get_sqe(&ring_);
+    if (sqe == nullptr) return;  // retried at the next poll
+  }
+  io_uring_prep_read(sqe, event_fd_, &event_buf_, sizeof event_buf_, 0);
+  io_uring_sqe_set_data64(sqe, kEventfdToken);
+  event_armed_ = true;
+}
+
+io_uring_sqe* Worker::get_sqe() {
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  if (sqe != nullptr) return sqe;
+  // The submission queue is full: hand it to the kernel now and retry.
+  int r = io_uring_submit(&ring_);
+  bump(m_.enter_calls);
+  if (r > 0) bump(m_.sqes_submitted, static_cast<std::uint64_t>(r));
+  sqe = io_uring_get_sqe(&ring_);
+  if (sqe == nullptr) throw std::system_error(EBUSY, std::system_category(), "io_uring_get_sqe");
+  return sqe;
+}
+
+void Worker::send_wake_to(Worker& target) noexcept {
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  if (sqe == nullptr) {
+    io_uring_submit(&ring_);
+    sqe = io_uring_get_sqe(&ring_);
+  }
+  bump(m_.wake_syscalls);
+  if (sqe == nullptr) {
+    std::uint64_t one = 1;
+    ssize_t r = ::write(target.event_fd_, &one, sizeof one);
+    (void)r;
+    return;
+  }
+  io_uring_prep_msg_ring(sqe, target.ring_fd_, 0, kWakeToken, 0);
+  sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+  io_uring_sqe_set_data64(sqe, kIgnoreToken);
+  // The target sleeps until this reaches the kernel: submit now unless this
+  // worker is about to submit anyway (it is in its maintenance step or
+  // parking), which the next poll does.
+  int r = io_uring_submit(&ring_);
+  bump(m_.enter_calls);
+  if (r > 0) bump(m_.sqes_submitted, static_cast<std::uint64_t>(r));
+}
+
+void Worker::reactor_poll(bool block, std::int64_t timeout_ns) noexcept {
+  if (!event_armed_) arm_eventfd();
+  unsigned pending = io_uring_sq_ready(&ring_);
+  if (!block) {
+    if (pending == 0 && inflight_ == 0 && !io_uring_cq_has_overflow(&ring_)) return;
+    int r = io_uring_submit_and_get_events(&ring_);
+    bump(m_.enter_calls);
+    if (r > 0) bump(m_.sqes_submitted, static_cast<std::uint64_t>(r));
+  } else {
+    io_uring_cqe* cqe = nullptr;
+    __kernel_timespec ts{};
+    __kernel_timespec* tsp = nullptr;
+    if (timeout_ns >= 0) {
+      ts.tv_sec = timeout_ns / 1000000000;
+      ts.tv_nsec = timeout_ns % 1000000000;
+      tsp = &ts;
+    }
+    int r = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, tsp, nullptr);
+    bump(m_.enter_calls);
+    if (r > 0) bump(m_.sqes_submitted, static_cast<std::uint64_t>(r));
+  }
+  reap();
+}
+
+void Worker::reap() noexcept {
+  io_uring_cqe* cqes[64];
+  for (;;) {
+    unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, 64);
+    if (n == 0) break;
+    bump(m_.cqes, n);
+    for (unsigned i = 0; i < n; ++i) {
+      std::uint64_t ud = cqes[i]->user_data;
+      int res = cqes[i]->res;
+      unsigned flags = cqes[i]->flags;
+      if (ud == kIgnoreToken || ud == kWakeToken) continue;
+      if (ud == kEventfdToken) {
+        event_armed_ = false;
+        continue;
+      }
+      auto* c = reinterpret_cast<IoCompletion*>(ud);
+      c->complete(c, res, flags);
+    }
+    io_uring_cq_advance(&ring_, n);
+    if (n < 64) break;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Operations
+
+namespace {
+
+void op_wake(IoOpState* op) noexcept {
+  op->done.store(true, std::memory_order_release);
+  wake(op->task);
+}
+
+void op_deliver(IoOpState* op, int res, unsigned flags, bool cancel_requested) noexcept {
+  op->res = res;
+  op->cqe_flags = flags;
+  if (cancel_requested) {
+    if (res == -ECANCELED) {
+      op->cancelled = true;
+    } else {
+      // It completed anyway: deliver the result, raise the cancel later.
+      rearm_cancel(op->task);
+    }
+  }
+  op_wake(op);
+}
+
+void op_complete(IoCompletion* c, int res, unsigned flags) noexcept {
+  auto* op = static_cast<IoOpState*>(c);
+  auto* w = static_cast<Worker*>(op->owner);
+  w->op_done();
+  std::uint8_t ph = op->phase.load(std::memory_order_acquire);
+  if (ph == kInFlight) {
+    // A remote canceller may post right now; settle the race with a CAS.
+    std::uint8_t expected = kInFlight;
+    if (op->phase.compare_exchange_strong(expected, kDelivered, std::memory_order_acq_rel)) {
+      op_deliver(op, res, flags, false);
+      return;
+    }
+    ph = expected;
+  }
+  if (ph == kCancelPosted) {
+    // The inbox item still refers to this frame: keep the result until the
+    // owner has handled it (it runs on this same thread, later this tick).
+    op->res = res;
+    op->cqe_flags = flags;
+    op->phase.store(kCqeHeld, std::memory_order_release);
+    return;
+  }
+  // kCancelSent: our own cancel request is out.
+  op_deliver(op, res, flags, true);
+}
+
+void submit_cancel(Worker* w, IoOpState* op) noexcept {
+  try {
+    io_uring_sqe* sqe = w->get_sqe();
+    io_uring_prep_cancel64(sqe, reinterpret_cast<std::uint64_t>(static_cast<IoCompletion*>(op)), 0);
+    io_uring_sqe_set_data64(sqe, kIgnoreToken);
+  } catch (...) {
+    // No SQE could be had even after a submit: the op simply runs to its
+    // end; the cancel is then raised at the next suspension point.
+  }
+}
+
+void op_cancel_inbox(InboxItem* item) noexcept {
+  auto* op = static_cast<IoOpState*>(item);
+  auto* w = static_cast<Worker*>(op->owner);
+  if (op->phase.load(std::memory_order_acquire) == kCqeHeld) {
+    // The CQE came first: deliver the held result and re-arm the cancel.
+    op->phase.store(kDelivered, std::memory_order_release);
+    op_deliver(op, op->res, op->cqe_flags, true);
+    return;
+  }
+  op->phase.store(kCancelSent, std::memory_order_release);
+  submit_cancel(w, op);
+}
+
+bool op_cancel(Suspension* s) noexcept {
+  auto* op = static_cast<IoOpState*>(s);
+  auto* owner = static_cast<Worker*>(op->owner);
+  if (Worker::current() == owner) {
+    if (op->phase.load(std::memory_order_acquire) != kInFlight) return false;
+    op->phase.store(kCancelSent, std::memory_order_release);
+    submit_cancel(owner, op);
+    return true;
+  }
+  std::uint8_t expected = kInFlight;
+  if (!op->phase.compare_exchange_strong(expected, kCancelPosted, std::memory_order_acq_rel))
+    return false;  // the CQE is already being delivered
+  op->run = op_cancel_inbox;
+  owner->post_inbox(op);
+  return true;
+}
+
+}  // namespace
+
+io_uring_sqe* io_begin(IoOpState* op) {
+  TaskHeader* t = current_header();
+  Worker* w = Worker::current();
+  if (t == nullptr || w == nullptr) throw_no_task("io operation");
+  if (take_pending_cancel(t)) {
+    op->cancel_taken = true;
+    return nullptr;
+  }
+  io_uring_sqe* sqe = w->get_sqe();
+  op->task = t;
+  op->owner = w;
+  op->complete = op_complete;
+  op->cancel = op_cancel;
+  return sqe;
+}
+
+void io_commit(IoOpState* op, io_uring_sqe* sqe, std::coroutine_handle<> h) noexcept {
+  io_uring_sqe_set_data(sqe, static_cast<IoCompletion*>(op));
+  static_cast<Worker*>(op->owner)->op_started();
+  suspend_at(op->task, op, h);
+}
+
+}  // namespace weft::detail

@@ -1,0 +1,384 @@
+// task.cpp - the life of a spawned task: spawn, wake, cancel, complete,
+// release. The protocol is described in weft/detail/task_header.hpp.
+#include <cxxabi.h>
+
+#include <cstdio>
+#include <typeinfo>
+
+#include <weft/join_handle.hpp>
+#include <weft/runtime.hpp>
+
+#include "worker.hpp"
+
+namespace weft::detail {
+
+thread_local constinit TaskHeader* tl_current_task = nullptr;
+thread_local constinit void* tl_next_coroutine = nullptr;
+
+namespace {
+
+// Cold per-task data (name, cancel message) is guarded by one of a few
+// striped spin locks, chosen by the header's address: cancel() may race with
+// the task reading its message, and these paths are rare.
+struct alignas(64) Stripe {
+  std::atomic<bool> lock{false};
+};
+Stripe g_stripes[64];
+struct StripeGuard {
+  explicit StripeGuard(const TaskHeader* t) noexcept
+      : s(g_stripes[(reinterpret_cast<std::uintptr_t>(t) >> 6) & 63]) {
+    while (s.lock.exchange(true, std::memory_order_acquire)) {
+      while (s.lock.load(std::memory_order_relaxed)) __builtin_ia32_pause();
+    }
+  }
+  ~StripeGuard() { s.lock.store(false, std::memory_order_release); }
+  Stripe& s;
+};
+
+TaskExtras* extras_of(TaskHeader* t) {
+  TaskExtras* e = t->extras.load(std::memory_order_acquire);
+  if (e) return e;
+  auto* fresh = new TaskExtras();
+  if (t->extras.compare_exchange_strong(e, fresh, std::memory_order_acq_rel)) return fresh;
+  delete fresh;
+  return e;
+}
+
+PromiseBase& promise_of(TaskHeader* t) noexcept { return *reinterpret_cast<PromiseBase*>(t); }
+
+void default_report(const ExceptionContext& ctx) {
+  std::string what;
+  if (ctx.exception) {
+    try {
+      std::rethrow_exception(ctx.exception);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (const CancelledError& e) {
+      what = std::string("CancelledError: ") + e.what();
+    } catch (...) {
+      what = "unknown exception";
+    }
+  }
+  std::fprintf(stderr, "weft: %s%s%s\n", ctx.message.c_str(), what.empty() ? "" : ": ", what.c_str());
+}
+
+}  // namespace
+
+bool current_exception_is_cancel() noexcept {
+  std::type_info* ti = abi::__cxa_current_exception_type();
+  return ti != nullptr && *ti == typeid(CancelledError);
+}
+
+void throw_cancelled(TaskHeader* t) { throw CancelledError(t ? cancel_message(t) : std::string()); }
+
+std::string cancel_message(const TaskHeader* t) {
+  TaskExtras* e = t->extras.load(std::memory_order_acquire);
+  if (!e) return {};
+  StripeGuard g(t);
+  return e->cancel_message;
+}
+
+void throw_no_task(const char* what) {
+  throw RuntimeError(std::string("weft::") + what + ": not inside a weft task");
+}
+void throw_no_loop(const char* what) {
+  throw RuntimeError(std::string("weft::") + what + ": no running event loop");
+}
+
+Runtime* current_runtime() noexcept {
+  Worker* w = Worker::current();
+  return w ? &w->rt().facade : nullptr;
+}
+
+void init_spawned(TaskHeader* h, std::coroutine_handle<> root, Runtime* rt, std::string name) {
+  RuntimeImpl& impl = rt->impl();
+  h->runtime = rt;
+  h->root = root;
+  h->resume_point = root;
+  h->error = &promise_of(h).error;
+  Worker* w = Worker::current();
+  unsigned shard;
+  if (w != nullptr && &w->rt() == &impl) {
+    h->id = w->next_task_id();
+    shard = w->index_value();
+  } else {
+    h->id = impl.foreign_ids.fetch_add(1, std::memory_order_relaxed) * impl.num_shards +
+            impl.num_shards - 1;
+    shard = impl.num_shards - 1;
+  }
+  if (!name.empty()) extras_of(h)->name = std::move(name);
+  h->refs.fetch_add(1, std::memory_order_relaxed);  // the task's own reference
+  impl.registry_insert(h, shard);
+}
+
+void schedule_spawned(TaskHeader* h) {
+  h->state.store(TaskHeader::kScheduled, std::memory_order_release);
+  Worker* w = Worker::current();
+  if (w != nullptr && &w->rt().facade == h->runtime) {
+    bump(const_cast<Counters&>(w->counters()).tasks_spawned);
+    w->push_back(h);
+  } else {
+    h->runtime->impl().schedule_remote(h);
+  }
+}
+
+void runtime_spawn(Runtime* rt, TaskHeader* h, std::coroutine_handle<> root, std::string name) {
+  init_spawned(h, root, rt, std::move(name));
+  schedule_spawned(h);
+}
+
+void wake(TaskHeader* t) noexcept {
+  std::uint32_t s = t->state.load(std::memory_order_acquire);
+  for (;;) {
+    if (s & (TaskHeader::kComplete | TaskHeader::kScheduled)) return;
+    if (s & TaskHeader::kRunning) {
+      if (s & TaskHeader::kNotified) return;
+      if (t->state.compare_exchange_weak(s, s | TaskHeader::kNotified, std::memory_order_acq_rel,
+                                         std::memory_order_acquire))
+        return;
+      continue;
+    }
+    if (t->state.compare_exchange_weak(s, s | TaskHeader::kScheduled, std::memory_order_acq_rel,
+                                       std::memory_order_acquire))
+      break;
+  }
+  Worker* w = Worker::current();
+  if (w != nullptr && &w->rt().facade == t->runtime) {
+    if (t->last_worker != w->index_value()) bump(const_cast<Counters&>(w->counters()).remote_wakes);
+    w->schedule_local(t, /*lifo=*/true);
+  } else {
+    t->runtime->impl().schedule_remote(t);
+  }
+}
+
+bool request_cancel(TaskHeader* t, const std::string* msg) noexcept {
+  if (t->state.load(std::memory_order_acquire) & TaskHeader::kComplete) return false;
+  t->cancelling.fetch_add(1, std::memory_order_acq_rel);
+  if (msg != nullptr && (!msg->empty() || t->extras.load(std::memory_order_acquire))) {
+    try {
+      TaskExtras* e = extras_of(t);
+      StripeGuard g(t);
+      e->cancel_message = *msg;
+    } catch (...) {
+      // Out of memory for the message: the request itself still stands.
+    }
+  }
+  t->state.fetch_or(TaskHeader::kCancelPending, std::memory_order_acq_rel);
+  wake(t);
+  return true;
+}
+
+bool add_waiter(TaskHeader* t, WaitNode* n) noexcept {
+  WaitNode* head = t->waiters.load(std::memory_order_acquire);
+  do {
+    if (head == kWaitersClosed) return false;
+    n->next = head;
+  } while (!t->waiters.compare_exchange_weak(head, n, std::memory_order_acq_rel,
+                                             std::memory_order_acquire));
+  return true;
+}
+
+void complete_task(TaskHeader* t, bool threw, bool threw_cancel) noexcept {
+  std::uint32_t outcome = TaskHeader::kComplete;
+  std::uint32_t s = t->state.load(std::memory_order_acquire);
+  if (threw) {
+    outcome |= threw_cancel ? TaskHeader::kOutcomeCancelled : TaskHeader::kOutcomeError;
+  } else if (s & TaskHeader::kCancelPending) {
+    // A request that never reached a suspension point: the task still ends
+    // cancelled, as asyncio's does when it returns before its next await.
+    outcome |= TaskHeader::kOutcomeCancelled;
+  }
+  t->runtime->impl().registry_remove(t);
+  t->state.fetch_or(outcome, std::memory_order_release);
+  WaitNode* list = t->waiters.exchange(kWaitersClosed, std::memory_order_acq_rel);
+  WaitNode* rev = nullptr;  // fire in registration order
+  while (list) {
+    WaitNode* n = list->next;
+    list->next = rev;
+    rev = list;
+    list = n;
+  }
+  while (rev) {
+    WaitNode* n = rev->next;
+    rev->fire(rev, t);
+    rev = n;
+  }
+  if ((outcome & TaskHeader::kOutcomeError) && t->refs.load(std::memory_order_acquire) == 1) {
+    // Nobody holds a handle: nobody can retrieve it. Report now, while the
+    // runtime is certainly alive.
+    t->state.fetch_or(TaskHeader::kRetrieved, std::memory_order_relaxed);
+    ExceptionContext ctx{"Task exception was never retrieved (task " +
+                             (t->extras.load() && !t->extras.load()->name.empty()
+                                  ? t->extras.load()->name
+                                  : "Task-" + std::to_string(t->id)) +
+                             ")",
+                         *t->error, TaskRef()};
+    t->runtime->impl().report(ctx);
+  }
+}
+
+void release_ref(TaskHeader* t) noexcept {
+  if (t->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  std::uint32_t s = t->state.load(std::memory_order_acquire);
+  if ((s & TaskHeader::kOutcomeError) && !(s & TaskHeader::kRetrieved)) {
+    ExceptionContext ctx{"Task exception was never retrieved (task " +
+                             (t->extras.load() && !t->extras.load()->name.empty()
+                                  ? t->extras.load()->name
+                                  : "Task-" + std::to_string(t->id)) +
+                             ")",
+                         *t->error, TaskRef()};
+    // The runtime may be gone by now; use it only from one of its workers.
+    Worker* w = Worker::current();
+    if (w != nullptr) {
+      w->rt().report(ctx);
+    } else {
+      default_report(ctx);
+    }
+  }
+  delete t->extras.load(std::memory_order_relaxed);
+  t->root.destroy();
+}
+
+void RuntimeImpl::report(const ExceptionContext& ctx) const noexcept {
+  try {
+    if (opts.exception_handler) {
+      opts.exception_handler(ctx);
+    } else {
+      default_report(ctx);
+    }
+  } catch (...) {
+    std::fprintf(stderr, "weft: the exception handler threw; ignored\n");
+  }
+}
+
+// ---- join ----
+
+namespace {
+void join_fire(WaitNode* n, TaskHeader*) noexcept {
+  auto* w = static_cast<JoinWaiter*>(n);
+  TaskHeader* waiter = w->waiter;
+  w->done.store(true, std::memory_order_release);
+  wake(waiter);
+}
+bool join_cancel(Suspension* s) noexcept {
+  auto* w = static_cast<JoinWaiter*>(s);
+  std::string msg = cancel_message(w->waiter);
+  return request_cancel(w->target, &msg);
+}
+}  // namespace
+
+bool join_await_suspend(JoinWaiter* w, std::coroutine_handle<> h) {
+  TaskHeader* t = current_header();
+  if (t == nullptr) throw_no_task("JoinHandle await");
+  if (w->target == t) throw RuntimeError("Task cannot await on itself");
+  if (take_pending_cancel(t)) {
+    // A pending request is forwarded to what the task awaits (§C 30).
+    std::string msg = cancel_message(t);
+    if (!request_cancel(w->target, &msg)) {
+      rearm_cancel(t);
+      return false;
+    }
+  }
+  w->waiter = t;
+  w->fire = join_fire;
+  w->cancel = join_cancel;
+  suspend_at(t, w, h);
+  if (!add_waiter(w->target, w)) {
+    t->waiting_on = nullptr;
+    return false;
+  }
+  return true;
+}
+
+namespace {
+struct DoneCallbackWaiter : WaitNode {
+  CallbackNode* cb = nullptr;
+};
+void done_fire(WaitNode* n, TaskHeader* t) noexcept {
+  auto* d = static_cast<DoneCallbackWaiter*>(n);
+  post_callback_any(d->cb, t->runtime);
+  delete d;
+}
+}  // namespace
+
+void post_callback_any(CallbackNode* cb, Runtime* rt) noexcept {
+  Worker* w = Worker::current();
+  if (w != nullptr) {
+    w->post_soon_owner(cb);
+  } else {
+    rt->impl().workers[0]->post_foreign(cb);
+  }
+}
+
+void post_done_callback(TaskHeader* h, CallbackNode* cb) {
+  auto* d = new DoneCallbackWaiter;
+  d->fire = done_fire;
+  d->cb = cb;
+  if (!add_waiter(h, d)) {
+    delete d;
+    post_callback_any(cb, h->runtime);
+  }
+}
+
+}  // namespace weft::detail
+
+// ---- TaskRef ----
+namespace weft {
+
+int TaskRef::uncancel() const noexcept {
+  if (!h_) return 0;
+  std::int32_t n = h_->cancelling.load(std::memory_order_acquire);
+  while (n > 0 && !h_->cancelling.compare_exchange_weak(n, n - 1, std::memory_order_acq_rel)) {
+  }
+  if (n <= 0) return 0;
+  if (n - 1 == 0) {
+    // 3.13: withdrawing the last request drops one not yet delivered.
+    h_->state.fetch_and(~detail::TaskHeader::kCancelPending, std::memory_order_acq_rel);
+  }
+  return n - 1;
+}
+
+void TaskRef::check_outcome() const {
+  if (!h_) throw InvalidStateError("weft::TaskRef: empty handle");
+  std::uint32_t s = state();
+  if (!(s & detail::TaskHeader::kComplete)) throw InvalidStateError("Result is not set.");
+  if (!(s & detail::TaskHeader::kRetrieved))
+    h_->state.fetch_or(detail::TaskHeader::kRetrieved, std::memory_order_relaxed);
+  if (s & detail::TaskHeader::kOutcomeCancelled) {
+    if (*h_->error) std::rethrow_exception(*h_->error);
+    throw CancelledError(detail::cancel_message(h_));
+  }
+  if (s & detail::TaskHeader::kOutcomeError) std::rethrow_exception(*h_->error);
+}
+
+std::exception_ptr TaskRef::exception() const {
+  if (!h_) throw InvalidStateError("weft::TaskRef: empty handle");
+  std::uint32_t s = state();
+  if (!(s & detail::TaskHeader::kComplete)) throw InvalidStateError("Exception is not set.");
+  if (s & detail::TaskHeader::kOutcomeCancelled) check_outcome();
+  if (s & detail::TaskHeader::kOutcomeError) {
+    h_->state.fetch_or(detail::TaskHeader::kRetrieved, std::memory_order_relaxed);
+    return *h_->error;
+  }
+  return nullptr;
+}
+
+std::string TaskRef::name() const {
+  if (!h_) return {};
+  detail::TaskExtras* e = h_->extras.load(std::memory_order_acquire);
+  if (e && !e->name.empty()) return e->name;
+  return "Task-" + std::to_string(h_->id);
+}
+
+TaskRef current_task() {
+  if (detail::Worker::current() == nullptr) detail::throw_no_loop("current_task");
+  return TaskRef(detail::tl_current_task);
+}
+
+std::vector<TaskRef> all_tasks() {
+  detail::Worker* w = detail::Worker::current();
+  if (w == nullptr) detail::throw_no_loop("all_tasks");
+  return w->rt().all_tasks();
+}
+
+}  // namespace weft

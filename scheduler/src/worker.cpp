@@ -1,0 +1,512 @@
+// worker.cpp - a worker's tick, its queues, parking and the Loop methods.
+// The design is described at the top of worker.hpp.
+#include "worker.hpp"
+
+#include <pthread.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace weft::detail {
+
+namespace {
+thread_local constinit Worker* tl_worker = nullptr;
+
+std::uint64_t xorshift(std::uint64_t& s) noexcept {
+  s ^= s << 13;
+  s ^= s >> 7;
+  s ^= s << 17;
+  return s;
+}
+
+void callback_inbox_run(InboxItem* item) noexcept {
+  tl_worker->post_soon_owner(static_cast<CallbackNode*>(item));
+}
+
+}  // namespace
+
+void callback_timer_fire(TimerNode* t) noexcept {
+  // Due timer callbacks join the ready list behind what is already there
+  // (§A 5); the list's reference is the one the heap held.
+  tl_worker->post_soon_owner(static_cast<CallbackNode*>(t));
+}
+
+Worker* Worker::current() noexcept { return tl_worker; }
+
+Worker::Worker(RuntimeImpl& rt, unsigned index)
+    : rt_(rt), index_(index), rng_(0x9e3779b97f4a7c15ull * (index + 1)), id_seq_(index),
+      id_stride_(rt.num_shards) {}
+
+Worker::~Worker() {
+  // Callbacks still queued when the runtime stops are dropped.
+  while (ready_head_) {
+    CallbackNode* n = ready_head_;
+    ready_head_ = n->ready_next;
+    n->release();
+  }
+  while (!timers_.empty()) {
+    TimerNode* t = timers_.pop();
+    if (t->fire == callback_timer_fire) static_cast<CallbackNode*>(t)->release();
+  }
+  for (InboxItem* i = inbox_.take_all(); i;) {
+    InboxItem* next = i->next;
+    if (i->run == callback_inbox_run)
+      static_cast<CallbackNode*>(i)->release();
+    i = next;
+  }
+}
+
+void Worker::start() {
+  thread_ = std::thread([this] { thread_main(); });
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+// ---------------------------------------------------------------------------
+// Scheduling
+
+void Worker::push_back(TaskHeader* t) noexcept {
+  if (!queue_.push(t)) {
+    TaskHeader* last = nullptr;
+    TaskHeader* first = queue_.take_half_for_overflow(&last);
+    if (first != nullptr) {
+      last->next = t;
+      rt_.push_inject_list(first, t, LocalQueue::kCapacity / 2 + 1);
+      bump(m_.overflows);
+    } else if (!queue_.push(t)) {
+      rt_.push_inject_list(t, t, 1);
+      bump(m_.overflows);
+    }
+  }
+  rt_.notify_parked(this);
+}
+
+void Worker::schedule_local(TaskHeader* t, bool lifo) noexcept {
+  if (lifo && rt_.opts.lifo_slot) {
+    TaskHeader* prev = lifo_;
+    lifo_ = t;
+    if (prev == nullptr) return;  // the woken task runs next on this worker
+    t = prev;
+  }
+  push_back(t);
+}
+
+TaskHeader* Worker::pop_inject_batch() noexcept {
+  // Take a fair share: enough to keep this worker busy, leaving the rest for
+  // the others (at most half of the local queue's capacity).
+  std::uint32_t n = 0;
+  std::uint32_t room = LocalQueue::kCapacity - queue_.size();
+  std::uint32_t want = static_cast<std::uint32_t>(rt_.inject.size() / rt_.workers.size()) + 1;
+  if (want > LocalQueue::kCapacity / 2) want = LocalQueue::kCapacity / 2;
+  if (want > room) want = room;
+  if (want == 0) want = 1;
+  TaskHeader* list = rt_.inject.pop_batch(want, &n);
+  if (list == nullptr) return nullptr;
+  bump(m_.global_polls, n);
+  TaskHeader* first = list;
+  list = list->next;
+  while (list) {
+    TaskHeader* next = list->next;
+    if (!queue_.push(list)) rt_.push_inject_list(list, list, 1);
+    list = next;
+  }
+  first->next = nullptr;
+  return first;
+}
+
+TaskHeader* Worker::next_task() noexcept {
+  ++tick_;
+  if (tick_ % rt_.opts.global_queue_interval == 0) {
+    if (TaskHeader* t = pop_inject_batch()) return t;
+  }
+  if (lifo_ != nullptr) {
+    TaskHeader* t = lifo_;
+    lifo_ = nullptr;
+    if (lifo_run_ < rt_.opts.lifo_cap) {
+      ++lifo_run_;
+      bump(m_.lifo_polls);
+      return t;
+    }
+    // The cap is reached: the LIFO task waits its turn in the queue.
+    push_back(t);
+  }
+  lifo_run_ = 0;
+  if (TaskHeader* t = queue_.pop()) return t;
+  return pop_inject_batch();
+}
+
+void Worker::run_task(TaskHeader* t) noexcept {
+  std::uint32_t s = t->state.load(std::memory_order_acquire);
+  std::uint32_t ns;
+  do {
+    ns = (s & ~TaskHeader::kScheduled) | TaskHeader::kRunning | TaskHeader::kStarted;
+  } while (!t->state.compare_exchange_weak(s, ns, std::memory_order_acq_rel,
+                                           std::memory_order_acquire));
+  bump(m_.tasks_polled);
+
+  bool resume = true;
+  if (!(s & TaskHeader::kStarted) && (s & TaskHeader::kCancelPending)) {
+    // Cancelled before its first step: none of the body runs (§C 26).
+    tl_current_task = t;
+    complete_task(t, false, false);
+    tl_current_task = nullptr;
+    release_ref(t);
+    return;
+  }
+  Suspension* w = t->waiting_on;
+  if (w != nullptr && !w->done.load(std::memory_order_acquire)) {
+    resume = false;
+    if (s & TaskHeader::kCancelPending) {
+      t->state.fetch_and(~TaskHeader::kCancelPending, std::memory_order_acq_rel);
+      if (w->cancel == nullptr || !w->cancel(w)) rearm_cancel(t);
+    }
+  }
+  if (resume) {
+    t->waiting_on = nullptr;
+    t->last_worker = static_cast<std::uint16_t>(index_);
+    tl_current_task = t;
+    resume_chain(t->resume_point);
+    tl_current_task = nullptr;
+  }
+
+  s = t->state.load(std::memory_order_acquire);
+  if (s & TaskHeader::kComplete) {
+    release_ref(t);  // the task's own reference
+    return;
+  }
+  for (;;) {
+    if (s & TaskHeader::kNotified) {
+      ns = (s & ~(TaskHeader::kRunning | TaskHeader::kNotified | TaskHeader::kYielded)) |
+           TaskHeader::kScheduled;
+      if (t->state.compare_exchange_weak(s, ns, std::memory_order_acq_rel,
+                                         std::memory_order_acquire)) {
+        if (s & TaskHeader::kYielded) {
+          // Behind everything ready, after the next I/O poll (yield_now).
+          t->next = nullptr;
+          if (deferred_tail_) {
+            deferred_tail_->next = t;
+          } else {
+            deferred_head_ = t;
+          }
+          deferred_tail_ = t;
+        } else {
+          push_back(t);
+        }
+        return;
+      }
+    } else {
+      ns = s & ~TaskHeader::kRunning;
+      if (t->state.compare_exchange_weak(s, ns, std::memory_order_acq_rel,
+                                         std::memory_order_acquire))
+        return;
+    }
+  }
+}
+
+void Worker::requeue_deferred() noexcept {
+  TaskHeader* t = deferred_head_;
+  deferred_head_ = deferred_tail_ = nullptr;
+  bool pushed = false;
+  while (t) {
+    TaskHeader* next = t->next;
+    if (!queue_.push(t)) {
+      // The rest goes to the injection queue in one batch.
+      TaskHeader* last = t;
+      std::uint32_t n = 1;
+      while (last->next) {
+        last = last->next;
+        ++n;
+      }
+      rt_.push_inject_list(t, last, n);
+      bump(m_.overflows);
+      break;
+    }
+    pushed = true;
+    t = next;
+  }
+  if (pushed) rt_.notify_parked(this);
+}
+
+// ---------------------------------------------------------------------------
+// Callbacks, timers, inbox
+
+void Worker::post_soon_owner(CallbackNode* n) noexcept {
+  n->ready_next = nullptr;
+  if (ready_tail_) {
+    ready_tail_->ready_next = n;
+  } else {
+    ready_head_ = n;
+  }
+  ready_tail_ = n;
+}
+
+void Worker::post_foreign(CallbackNode* n) noexcept {
+  if (tl_worker == this) {
+    post_soon_owner(n);
+    return;
+  }
+  if (rt_.shut_down.load(std::memory_order_acquire)) {
+    n->release();
+    return;
+  }
+  n->run = callback_inbox_run;
+  post_inbox(n);
+}
+
+void Worker::run_ready_callbacks() noexcept {
+  // Only what was ready when this step began (§A 2).
+  CallbackNode* n = ready_head_;
+  CallbackNode* const last = ready_tail_;
+  if (n == nullptr) return;
+  ready_head_ = last->ready_next;
+  if (ready_head_ == nullptr) ready_tail_ = nullptr;
+  last->ready_next = nullptr;
+  while (n) {
+    CallbackNode* next = n->ready_next;
+    if (!n->cancelled.load(std::memory_order_acquire)) {
+      try {
+        n->invoke();
+      } catch (...) {
+        rt_.report({"Exception in callback", std::current_exception(), TaskRef()});
+      }
+    }
+    n->release();
+    n = next;
+  }
+}
+
+void Worker::fire_timers() noexcept {
+  if (timers_.empty()) return;
+  std::int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                         Clock::now().time_since_epoch())
+                         .count();
+  while (TimerNode* t = timers_.top()) {
+    if (t->deadline_ns > now) break;
+    timers_.pop();
+    t->fire(t);
+  }
+}
+
+void Worker::drain_inbox() noexcept {
+  for (InboxItem* i = inbox_.take_all(); i;) {
+    InboxItem* next = i->next;
+    i->run(i);
+    i = next;
+  }
+}
+
+void Worker::post_inbox(InboxItem* item) noexcept {
+  inbox_.push(item);
+  // Pairs with the fence in park(): either the parker sees the item, or we
+  // see it parked.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (park_state_.load(std::memory_order_relaxed) == kParked) try_unpark(kNotifiedDirect);
+}
+
+void Worker::unpark_direct() noexcept {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (park_state_.load(std::memory_order_relaxed) == kParked) try_unpark(kNotifiedDirect);
+}
+
+void Worker::maintenance() noexcept {
+  drain_inbox();
+  requeue_deferred();
+  fire_timers();
+  run_ready_callbacks();
+  reactor_poll(false, 0);
+}
+
+// ---------------------------------------------------------------------------
+// Searching and parking
+
+bool Worker::become_searching() noexcept {
+  if (searching_) return true;
+  std::uint32_t n = rt_.num_searching.load(std::memory_order_relaxed);
+  if (n >= rt_.max_searching) return false;
+  rt_.num_searching.fetch_add(1, std::memory_order_acq_rel);
+  searching_ = true;
+  return true;
+}
+
+void Worker::leave_searching() noexcept {
+  if (!searching_) return;
+  searching_ = false;
+  // The last searcher to find work wakes another, which will search in turn:
+  // a burst spreads over the workers one wake-up at a time.
+  if (rt_.num_searching.fetch_sub(1, std::memory_order_acq_rel) == 1) rt_.notify_parked(this);
+}
+
+TaskHeader* Worker::search() noexcept {
+  if (TaskHeader* t = pop_inject_batch()) return t;
+  const std::size_t n = rt_.workers.size();
+  if (n < 2 || !become_searching()) return nullptr;
+  std::size_t start = xorshift(rng_) % n;
+  for (std::size_t i = 0; i < n; ++i) {
+    Worker& victim = *rt_.workers[(start + i) % n];
+    if (&victim == this) continue;
+    bump(m_.steal_attempts);
+    std::uint32_t count = 0;
+    if (TaskHeader* t = victim.queue_.steal_into(queue_, LocalQueue::kCapacity / 2, &count)) {
+      bump(m_.tasks_stolen, count);
+      return t;
+    }
+  }
+  return pop_inject_batch();
+}
+
+bool Worker::has_work() const noexcept {
+  if (lifo_ || !queue_.empty() || deferred_head_ || ready_head_ || !inbox_.empty() ||
+      !rt_.inject.empty())
+    return true;
+  for (const auto& w : rt_.workers)
+    if (w.get() != this && w->queue_.size() > 0) return true;
+  return false;
+}
+
+void Worker::park() noexcept {
+  if (searching_) {
+    searching_ = false;
+    rt_.num_searching.fetch_sub(1, std::memory_order_acq_rel);
+  }
+  rt_.num_parked.fetch_add(1, std::memory_order_seq_cst);
+  park_state_.store(kParked, std::memory_order_seq_cst);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  bool stop = rt_.stopping.load(std::memory_order_acquire);
+  if (!has_work() && !stop) {
+    std::int64_t timeout = -1;
+    if (TimerNode* t = timers_.top()) {
+      std::int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             Clock::now().time_since_epoch())
+                             .count();
+      timeout = t->deadline_ns > now ? t->deadline_ns - now : 0;
+    }
+    if (timeout != 0) {
+      bump(m_.parks);
+      reactor_poll(true, timeout);
+    }
+  }
+  int prev = park_state_.exchange(kAwake, std::memory_order_acq_rel);
+  rt_.num_parked.fetch_sub(1, std::memory_order_acq_rel);
+  if (prev == kNotifiedSearch) {
+    // The waker counted us as searching.
+    searching_ = true;
+  }
+  if (prev == kNotifiedSearch || prev == kNotifiedDirect) bump(m_.unparks);
+}
+
+bool Worker::try_unpark(ParkState as) noexcept {
+  int expected = kParked;
+  if (!park_state_.compare_exchange_strong(expected, as, std::memory_order_acq_rel)) return false;
+  Worker* from = tl_worker;
+  if (from != nullptr && &from->rt_ == &rt_ && !rt_.opts.wake_with_eventfd) {
+    from->send_wake_to(*this);
+  } else {
+    std::uint64_t one = 1;
+    ssize_t r = ::write(event_fd_, &one, sizeof one);
+    (void)r;
+  }
+  return true;
+}
+
+void Worker::thread_main() {
+  tl_worker = this;
+  {
+    std::string name = rt_.opts.thread_name + "-" + std::to_string(index_);
+    if (name.size() > 15) name.resize(15);
+    pthread_setname_np(pthread_self(), name.c_str());
+  }
+  std::string error;
+  bool ok = setup_ring(&error);
+  {
+    std::lock_guard<std::mutex> g(rt_.start_mu);
+    if (!ok && rt_.start_error.empty()) rt_.start_error = error;
+    ++rt_.started;
+  }
+  rt_.start_cv.notify_all();
+  if (!ok) {
+    tl_worker = nullptr;
+    return;
+  }
+
+  const unsigned budget = rt_.opts.event_interval;
+  for (;;) {
+    for (unsigned i = 0; i < budget; ++i) {
+      TaskHeader* t = next_task();
+      if (t == nullptr) break;
+      run_task(t);
+    }
+    maintenance();
+    if (lifo_ || !queue_.empty() || ready_head_ || deferred_head_) continue;
+
+    // Out of local work: search, spin a little, then park.
+    TaskHeader* found = nullptr;
+    for (unsigned spin = 0; spin <= rt_.opts.spin_before_park; ++spin) {
+      found = search();
+      if (found || !inbox_.empty() || ready_head_ || deferred_head_) break;
+      if (rt_.stopping.load(std::memory_order_acquire)) break;
+      __builtin_ia32_pause();
+    }
+    if (found != nullptr) {
+      leave_searching();
+      run_task(found);
+      continue;
+    }
+    if (!inbox_.empty() || ready_head_ || deferred_head_) {
+      leave_searching();
+      continue;
+    }
+    if (rt_.stopping.load(std::memory_order_acquire) && !has_work() && inflight_ == 0) break;
+    park();
+  }
+  if (searching_) leave_searching();
+  teardown_ring();
+  tl_worker = nullptr;
+}
+
+}  // namespace weft::detail
+
+// ---------------------------------------------------------------------------
+// Loop (the public face of a Worker)
+
+namespace weft {
+
+using detail::Worker;
+
+Loop* Loop::current() noexcept { return Worker::current(); }
+
+Loop& running_loop() {
+  Loop* l = Loop::current();
+  if (l == nullptr) throw RuntimeError("no running event loop");
+  return *l;
+}
+
+Runtime& Loop::runtime() const noexcept { return static_cast<const Worker*>(this)->rt().facade; }
+unsigned Loop::index() const noexcept { return static_cast<const Worker*>(this)->index_value(); }
+
+void Loop::check_owner(const char* what) const {
+  if (Worker::current() != static_cast<const Worker*>(this))
+    throw RuntimeError(std::string("Non-thread-safe operation weft::Loop::") + what +
+                       " invoked from a thread other than the loop's; use call_soon_threadsafe");
+}
+
+void Loop::post_soon(detail::CallbackNode* n) { static_cast<Worker*>(this)->post_soon_owner(n); }
+
+void Loop::post_timer(detail::CallbackNode* n) {
+  n->fire = detail::callback_timer_fire;
+  static_cast<Worker*>(this)->arm_timer(n);
+}
+
+void Loop::post_threadsafe(detail::CallbackNode* n) {
+  Worker* w = static_cast<Worker*>(this);
+  if (w->rt().shut_down.load(std::memory_order_acquire)) {
+    n->release();
+    throw RuntimeError("weft::Loop::call_soon_threadsafe: the runtime has shut down");
+  }
+  w->post_foreign(n);
+}
+
+}  // namespace weft

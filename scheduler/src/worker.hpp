@@ -1,0 +1,234 @@
+// worker.hpp - one worker thread: its Loop, run queues, timers, inbox and
+// io_uring ring, and the runtime-wide state the workers share.
+//
+// # One tick of a worker (DESIGN.md §2)
+//   1. Run up to `event_interval` ready tasks: the LIFO slot first (at most
+//      `lifo_cap` in a row), then the local queue, then a batch from the
+//      global injection queue; every `global_queue_interval` tasks the
+//      injection queue goes first, so outside work is never starved.
+//   2. Maintenance: take the inbox (messages from other threads), requeue
+//      the tasks that yielded during the tick (behind everything ready), fire
+//      due timers, run the callbacks that were ready when this step began,
+//      and hand the tick's SQEs to the kernel in one io_uring_enter, reaping
+//      the CQEs in a batch. A tick that queued no SQE and has no operation in
+//      flight makes no system call at all.
+//   3. With nothing to run: search (steal half of a random victim's queue,
+//      or take from the injection queue), spinning `spin_before_park` rounds,
+//      then park in the ring wait with the next timer as the timeout.
+//
+// # Parking and waking (no lost wake-up, no syscall to an awake worker)
+// A worker about to park counts itself in `num_parked`, stores kParked in its
+// `park_state`, and then looks once more at every source of work. Whoever
+// makes work available (a push to a local or the injection queue, an inbox
+// message) issues a seq_cst fence and then reads those counters/states, so
+// either the parker sees the work or the producer sees the parker (the
+// classic store-load pairing). Only a worker in kParked is sent a wake-up
+// system call, and only the producer whose CAS moved it out of kParked sends
+// it. To avoid a thundering herd, a general wake-up is sent only when no
+// worker is searching already; the woken worker searches, and when a
+// searcher finds work and was the last one searching it wakes the next
+// parked worker (Tokio's scheme).
+#pragma once
+
+#include <liburing.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <weft/loop.hpp>
+#include <weft/runtime.hpp>
+
+#include "inbox.hpp"
+#include "inject_queue.hpp"
+#include "local_queue.hpp"
+#include "timer_heap.hpp"
+
+namespace weft::detail {
+
+class RuntimeImpl;
+
+/// Posts cb to the calling worker's loop, or from outside to worker 0 of rt.
+void post_callback_any(CallbackNode* cb, Runtime* rt) noexcept;
+/// TimerNode::fire of call_later/call_at callbacks.
+void callback_timer_fire(TimerNode* t) noexcept;
+
+/// Counters written by one worker (relaxed load + store: a single writer
+/// needs no read-modify-write), read by anyone.
+struct alignas(64) Counters {
+  std::atomic<std::uint64_t> tasks_polled{0}, tasks_spawned{0}, tasks_stolen{0},
+      steal_attempts{0}, parks{0}, unparks{0}, lifo_polls{0}, global_polls{0}, remote_wakes{0},
+      overflows{0}, sqes_submitted{0}, enter_calls{0}, cqes{0}, wake_syscalls{0};
+};
+inline void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
+  c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+/// user_data values with a meaning of their own (real ops carry a pointer,
+/// which is never this small).
+inline constexpr std::uint64_t kIgnoreToken = 0;    // cancels, skipped results
+inline constexpr std::uint64_t kWakeToken = 1;      // MSG_RING wake-up
+inline constexpr std::uint64_t kEventfdToken = 2;   // the armed eventfd read
+
+class Worker final : public Loop {
+ public:
+  enum ParkState : int { kAwake = 0, kParked = 1, kNotifiedSearch = 2, kNotifiedDirect = 3 };
+
+  Worker(RuntimeImpl& rt, unsigned index);
+  ~Worker();
+
+  void start();
+  void join();
+
+  // ---- owner-thread operations ----
+  void schedule_local(TaskHeader* t, bool lifo) noexcept;
+  void push_back(TaskHeader* t) noexcept;
+  void post_soon_owner(CallbackNode* n) noexcept;
+  void arm_timer(TimerNode* n) { timers_.push(n); }
+  void disarm_timer(TimerNode* n) noexcept { timers_.remove(n); }
+  io_uring_sqe* get_sqe();
+  void op_started() noexcept { ++inflight_; }
+  void op_done() noexcept { --inflight_; }
+  std::uint32_t next_task_id() noexcept { return id_seq_ += id_stride_; }
+
+  // ---- any thread ----
+  /// Queues callback n to run on this loop (FIFO with call_soon when called
+  /// on the owner thread). After shutdown the callback is dropped.
+  void post_foreign(CallbackNode* n) noexcept;
+  /// Queues a message for this worker's thread and wakes it if it sleeps.
+  void post_inbox(InboxItem* item) noexcept;
+  /// Wakes this worker if it is parked (direct wake, not a search token).
+  void unpark_direct() noexcept;
+  /// If parked, claims it with `as` and sends the wake-up. True if claimed.
+  bool try_unpark(ParkState as) noexcept;
+
+  RuntimeImpl& rt() const noexcept { return rt_; }
+  unsigned index_value() const noexcept { return index_; }
+  const Counters& counters() const noexcept { return m_; }
+  std::uint32_t queue_size() const noexcept { return queue_.size(); }
+  LocalQueue& queue() noexcept { return queue_; }
+  int park_state() const noexcept { return park_state_.load(std::memory_order_acquire); }
+
+  /// The worker whose thread this is, or null.
+  static Worker* current() noexcept;
+
+ private:
+  friend class RuntimeImpl;
+  void thread_main();
+  bool setup_ring(std::string* error);
+  void teardown_ring() noexcept;
+
+  TaskHeader* next_task() noexcept;
+  TaskHeader* pop_inject_batch() noexcept;
+  void run_task(TaskHeader* t) noexcept;
+  void maintenance() noexcept;
+  void run_ready_callbacks() noexcept;
+  void fire_timers() noexcept;
+  void drain_inbox() noexcept;
+  void requeue_deferred() noexcept;
+  void reactor_poll(bool block, std::int64_t timeout_ns) noexcept;
+  void reap() noexcept;
+  void arm_eventfd() noexcept;
+
+  TaskHeader* search() noexcept;
+  bool become_searching() noexcept;
+  void leave_searching() noexcept;
+  bool has_work() const noexcept;
+  void park() noexcept;
+  void send_wake_to(Worker& target) noexcept;
+
+  RuntimeImpl& rt_;
+  const unsigned index_;
+  LocalQueue queue_;
+
+  // owner-only state
+  TaskHeader* lifo_ = nullptr;
+  unsigned lifo_run_ = 0;
+  TaskHeader* deferred_head_ = nullptr;  // tasks that yielded this tick
+  TaskHeader* deferred_tail_ = nullptr;
+  CallbackNode* ready_head_ = nullptr;   // call_soon FIFO
+  CallbackNode* ready_tail_ = nullptr;
+  TimerHeap timers_;
+  std::uint32_t tick_ = 0;
+  std::uint64_t rng_;
+  std::uint32_t id_seq_;
+  std::uint32_t id_stride_;
+  bool searching_ = false;
+  std::uint32_t inflight_ = 0;  // user operations awaiting a CQE
+
+  io_uring ring_{};
+  bool ring_ready_ = false;
+  int ring_fd_ = -1;
+  int event_fd_ = -1;
+  std::uint64_t event_buf_ = 0;
+  bool event_armed_ = false;
+
+  alignas(64) Inbox inbox_;
+  alignas(64) std::atomic<int> park_state_{kAwake};
+  Counters m_;
+  std::thread thread_;
+};
+
+/// A registry shard: the live tasks spawned on one worker (or from outside).
+struct alignas(64) RegistryShard {
+  std::atomic<bool> lock{false};
+  TaskHeader* head = nullptr;
+  std::uint64_t count = 0;
+  void acquire() noexcept {
+    while (lock.exchange(true, std::memory_order_acquire)) {
+      while (lock.load(std::memory_order_relaxed)) __builtin_ia32_pause();
+    }
+  }
+  void release() noexcept { lock.store(false, std::memory_order_release); }
+};
+
+class RuntimeImpl {
+ public:
+  RuntimeImpl(Runtime& facade, RuntimeOptions opts);
+  ~RuntimeImpl();
+
+  void start();            // throws RuntimeError if a ring cannot be set up
+  void shutdown();         // the §R end sequence
+  void stop_workers();
+
+  void schedule_remote(TaskHeader* t) noexcept;  // from a non-worker thread
+  void push_inject_list(TaskHeader* first, TaskHeader* last, std::uint32_t n) noexcept;
+  /// After making work available: wake a parked worker if none searches.
+  void notify_parked(Worker* from) noexcept;
+
+  void registry_insert(TaskHeader* t, unsigned shard) noexcept;
+  void registry_remove(TaskHeader* t) noexcept;
+  std::vector<TaskRef> all_tasks() const;
+  std::uint64_t live_tasks() const noexcept;
+
+  void report(const ExceptionContext& ctx) const noexcept;
+  Metrics metrics() const;
+
+  Runtime& facade;
+  RuntimeOptions opts;
+  std::vector<std::unique_ptr<Worker>> workers;
+  InjectQueue inject;
+  unsigned max_searching = 1;
+
+  alignas(64) std::atomic<std::uint32_t> num_searching{0};
+  alignas(64) std::atomic<std::uint32_t> num_parked{0};
+  alignas(64) std::atomic<std::uint32_t> foreign_ids{0};
+  std::atomic<bool> closed{false};      // no more spawns from outside
+  std::atomic<bool> stopping{false};    // workers exit when idle
+  std::atomic<bool> shut_down{false};
+  std::unique_ptr<RegistryShard[]> shards;
+  unsigned num_shards = 0;
+
+  // start-up handshake
+  std::mutex start_mu;
+  std::condition_variable start_cv;
+  unsigned started = 0;
+  std::string start_error;
+};
+
+}  // namespace weft::detail
