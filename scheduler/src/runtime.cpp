@@ -49,6 +49,8 @@ void RuntimeImpl::stop_workers() {
   for (auto& w : workers) w->unpark_direct();
   for (auto& w : workers) w->join();
   shut_down.store(true, std::memory_order_release);
+  // Now that no thread can send a wake-up any more, close the rings.
+  for (auto& w : workers) w->close_ring();
 }
 
 void RuntimeImpl::schedule_remote(TaskHeader* t) noexcept {

@@ -40,6 +40,7 @@ Worker::Worker(RuntimeImpl& rt, unsigned index)
       id_stride_(rt.num_shards) {}
 
 Worker::~Worker() {
+  teardown_ring();
   // Callbacks still queued when the runtime stops are dropped.
   while (ready_head_) {
     CallbackNode* n = ready_head_;
@@ -437,6 +438,9 @@ void Worker::thread_main() {
     for (unsigned i = 0; i < budget; ++i) {
       TaskHeader* t = next_task();
       if (t == nullptr) break;
+      // A worker woken to search that finds work here stops searching, so
+      // the next parked worker can be woken (see leave_searching).
+      if (searching_) leave_searching();
       run_task(t);
     }
     maintenance();
@@ -463,7 +467,9 @@ void Worker::thread_main() {
     park();
   }
   if (searching_) leave_searching();
-  teardown_ring();
+  // The ring and the eventfd stay open until every worker has stopped
+  // (RuntimeImpl::stop_workers): another thread may still be sending this
+  // worker a wake-up.
   tl_worker = nullptr;
 }
 

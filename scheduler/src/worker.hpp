@@ -84,6 +84,8 @@ class Worker final : public Loop {
 
   void start();
   void join();
+  /// Closes the ring and the eventfd; only once no thread can wake us.
+  void close_ring() noexcept { teardown_ring(); }
 
   // ---- owner-thread operations ----
   void schedule_local(TaskHeader* t, bool lifo) noexcept;
