@@ -90,7 +90,7 @@ Runtime* current_runtime() noexcept {
   return w ? &w->rt().facade : nullptr;
 }
 
-void init_spawned(TaskHeader* h, std::coroutine_handle<> root, Runtime* rt, std::string name) {
+void init_spawned(TaskHeader* h, std::coroutine_handle<> root, Runtime* rt, std::string_view name) {
   RuntimeImpl& impl = rt->impl();
   h->runtime = rt;
   h->root = root;
@@ -106,7 +106,7 @@ void init_spawned(TaskHeader* h, std::coroutine_handle<> root, Runtime* rt, std:
             impl.num_shards - 1;
     shard = impl.num_shards - 1;
   }
-  if (!name.empty()) extras_of(h)->name = std::move(name);
+  if (!name.empty()) extras_of(h)->name = std::string(name);
   h->refs.fetch_add(1, std::memory_order_relaxed);  // the task's own reference
   impl.registry_insert(h, shard);
 }
@@ -122,8 +122,8 @@ void schedule_spawned(TaskHeader* h) {
   }
 }
 
-void runtime_spawn(Runtime* rt, TaskHeader* h, std::coroutine_handle<> root, std::string name) {
-  init_spawned(h, root, rt, std::move(name));
+void runtime_spawn(Runtime* rt, TaskHeader* h, std::coroutine_handle<> root, std::string_view name) {
+  init_spawned(h, root, rt, name);
   schedule_spawned(h);
 }
 

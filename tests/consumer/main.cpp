@@ -1,5 +1,19 @@
-// Compiles and links against the installed weft. The runtime replaces this
-// with a program that starts a Runtime and runs a task.
+// Uses an installed weft the way a user would: find_package(weft) and
+// weft::weft, then a runtime that spawns a task, sleeps and awaits it.
 #include <weft/weft.hpp>
 
-int main() { return 0; }
+#include <chrono>
+#include <cstdio>
+
+weft::Task<int> child(int x) {
+  co_await weft::sleep(std::chrono::milliseconds(1));
+  co_return x * 2;
+}
+
+weft::Task<int> main_task() { co_return co_await weft::spawn(child(21)); }
+
+int main() {
+  int v = weft::run(main_task());
+  std::printf("consumer: weft %s computed %d\n", WEFT_VERSION, v);
+  return v == 42 ? 0 : 1;
+}

@@ -32,6 +32,7 @@
 #include <cstdint>
 #include <exception>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -42,16 +43,22 @@
 namespace weft {
 
 /// Options for spawn (asyncio's create_task keywords).
+///
+/// Trivially copyable on purpose: g++ 12 relocates temporaries of a
+/// `co_await` full-expression into the coroutine frame bitwise, which breaks
+/// a std::string member (its small-string pointer points at the old place).
+/// `co_await weft::spawn(t)` builds such a temporary, so the name is a view,
+/// copied when the task is spawned.
 struct SpawnOptions {
   /// The task's name; empty means the default "Task-<id>".
-  std::string name;
+  std::string_view name = {};
 };
 
 class TaskRef;
 
 namespace detail {
 // Defined in task.cpp / runtime.cpp.
-void init_spawned(TaskHeader* h, std::coroutine_handle<> root, Runtime* rt, std::string name);
+void init_spawned(TaskHeader* h, std::coroutine_handle<> root, Runtime* rt, std::string_view name);
 void schedule_spawned(TaskHeader* h);
 Runtime* current_runtime() noexcept;
 void post_done_callback(TaskHeader* h, CallbackNode* cb);
@@ -183,7 +190,7 @@ JoinHandle<T> spawn(Task<T> task, SpawnOptions opts = {}) {
   auto h = task.release();
   detail::TaskHeader* hdr = &h.promise().header;
   h.promise().spawned = true;
-  detail::init_spawned(hdr, h, rt, std::move(opts.name));
+  detail::init_spawned(hdr, h, rt, opts.name);
   JoinHandle<T> jh(hdr);
   detail::schedule_spawned(hdr);
   return jh;

@@ -107,7 +107,7 @@ namespace detail {
 class RuntimeImpl;
 /// Blocks the calling (foreign) thread until `h` completes.
 void block_until_done(TaskHeader* h);
-void runtime_spawn(Runtime* rt, TaskHeader* h, std::coroutine_handle<> root, std::string name);
+void runtime_spawn(Runtime* rt, TaskHeader* h, std::coroutine_handle<> root, std::string_view name);
 }  // namespace detail
 
 class Runtime {
@@ -130,7 +130,7 @@ class Runtime {
     h.promise().spawned = true;
     detail::TaskHeader* hdr = &h.promise().header;
     JoinHandle<T> jh(hdr, /*adopt=*/false);
-    detail::runtime_spawn(this, hdr, h, std::move(opts.name));
+    detail::runtime_spawn(this, hdr, h, opts.name);
     return jh;
   }
 
