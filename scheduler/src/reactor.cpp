@@ -20,13 +20,15 @@
 // keeps one read armed. The eventfd is blocking: a non-blocking one makes the
 // armed read complete at once and the worker spin (PLATFORM.md).
 //
-// Measured with bench/micro/wake_latency (2 workers, ping-pong of 10,000
-// wake-ups between two parked workers, medians of 5 runs on this 2-core VM):
-//   MSG_RING  : see the figures recorded in bench/micro/wake_latency.cpp
-//   eventfd   : likewise.
-// Both are dominated by the 20-30 us it takes the kernel to wake a sleeping
-// thread here; MSG_RING wins on the waker's side because its SQE rides along
-// with the tick's io_uring_enter instead of costing a write(2) of its own.
+// Measured with bench/micro/wake_latency.cpp (bench_wake_latency: a task on
+// a busy worker spawns a child that only the other, parked worker can run;
+// 2,000 wake-ups per run, 12 runs alternating the two mechanisms, this 2-core
+// VM, 2026-11-25):
+//   MSG_RING : median 20.1 us per wake-up (min 11.8, max 178)
+//   eventfd  : median 26.9 us per wake-up (min 13.5, max 87.5)
+// Both are dominated by the kernel waking a sleeping thread (PLATFORM.md:
+// 20-30 us here). MSG_RING is the faster of the two, so it is the default for
+// worker-to-worker wakes; the eventfd stays for threads outside the runtime.
 // RuntimeOptions::wake_with_eventfd switches worker-to-worker wakes to the
 // eventfd for comparison.
 //
