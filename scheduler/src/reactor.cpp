@@ -12,9 +12,9 @@
 // deadline as the timeout, so a parked worker's only system call is the wait.
 //
 // # Wake-ups
-// A worker wakes a parked worker with IORING_OP_MSG_RING on its own ring (the
-// SQE goes out with the waker's next submit, usually the same one as its
-// tick's other SQEs; IOSQE_CQE_SKIP_SUCCESS spares the waker a CQE). Threads
+// A worker wakes a parked worker with IORING_OP_MSG_RING on its own ring,
+// submitted at once together with whatever SQEs the tick had queued so far
+// (IOSQE_CQE_SKIP_SUCCESS spares the waker a CQE). Threads
 // outside the runtime have no ring (liburing 2.3 lacks
 // io_uring_register_sync_msg), so they write to an eventfd on which the ring
 // keeps one read armed. The eventfd is blocking: a non-blocking one makes the
