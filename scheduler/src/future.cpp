@@ -88,16 +88,15 @@ void FutureCore::finish_set(Status s) noexcept {
     rev = list;
     list = n;
   }
-  // Keep the state alive while waking: a woken waiter may drop the last
-  // reference before we are done.
-  add_ref();
+  // Whoever completes holds a reference (a Promise, a Future, or the awaiter
+  // whose task is being cancelled), so the state outlives this loop even if
+  // a woken waiter drops its own reference at once.
   while (rev) {
     WaitNode* n = rev->next;
     rev->fire(rev, nullptr);
     rev = n;
   }
   if (sleepers_.load(std::memory_order_seq_cst) != 0) futex_wake_all(&status_);
-  release();
 }
 
 void FutureCore::set_exception(std::exception_ptr e) {

@@ -31,6 +31,7 @@
 #include <utility>
 
 #include <weft/clock.hpp>
+#include <weft/detail/frame_alloc.hpp>
 #include <weft/detail/task_header.hpp>
 #include <weft/errors.hpp>
 #include <weft/loop.hpp>
@@ -48,6 +49,11 @@ class FutureCore {
 
   explicit FutureCore(Runtime* rt) noexcept : runtime_(rt) {}
   virtual ~FutureCore() = default;
+
+  // Shared states come from the same per-thread recycler as coroutine frames:
+  // a one-shot future per message must not cost a malloc.
+  static void* operator new(std::size_t n) { return frame_alloc(n); }
+  static void operator delete(void* p, std::size_t n) noexcept { frame_free(p, n); }
 
   void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
   void release() noexcept {
