@@ -419,18 +419,31 @@ weft::Task<std::vector<int64_t>> timers_root(std::vector<uint64_t> delays) {
   co_return late;
 }
 
-// io_nop: workers*depth tasks, each looping over weft::io::nop(), so each
-// worker has about `depth` NOPs in flight (the tasks spread over the workers
-// by stealing; the per-worker SQE counts are reported to check the balance).
+// io_nop: each worker gets `depth` tasks, each looping over weft::io::nop(),
+// so every worker keeps about `depth` NOPs in flight on its own ring. The
+// tasks are spawned from a callback on each worker's loop (spawn queues on
+// the calling worker); the per-worker SQE counts are reported to show where
+// they actually ran (a task may still be stolen).
 weft::Task<void> nop_loop(int64_t count) {
   for (int64_t i = 0; i < count; ++i) co_await weft::io::nop();
 }
 
-weft::Task<void> io_nop_root(int64_t tasks, int64_t total) {
+weft::Task<void> io_nop_worker(int64_t depth, int64_t ops, std::shared_ptr<weft::Promise<void>> done) {
   std::vector<weft::JoinHandle<void>> hs;
-  hs.reserve(static_cast<size_t>(tasks));
-  for (int64_t i = 0; i < tasks; ++i) hs.push_back(weft::spawn(nop_loop(total / tasks + (i < total % tasks))));
+  hs.reserve(static_cast<size_t>(depth));
+  for (int64_t i = 0; i < depth; ++i) hs.push_back(weft::spawn(nop_loop(ops / depth + (i < ops % depth))));
   for (auto& h : hs) co_await h;
+  done->set_result();
+}
+
+void io_nop_run(weft::Runtime& rt, int64_t depth, int64_t ops) {
+  std::vector<weft::Future<void>> fs;
+  for (unsigned i = 0; i < rt.workers(); ++i) {
+    auto done = std::make_shared<weft::Promise<void>>(&rt);
+    fs.push_back(done->get_future());
+    rt.loop(i).call_soon_threadsafe([depth, ops, done] { weft::spawn(io_nop_worker(depth, ops, done)); });
+  }
+  for (auto& f : fs) f.get();
 }
 
 // spawn_idle: each task awaits its own future, whose promise main keeps alive
@@ -557,10 +570,9 @@ int run(const Args& a) {
     out.integer("p99_late_ns", percentile(late, 99.0));
   } else if (w == "io_nop") {
     int64_t depth = a.depth < 1 ? 1 : a.depth;
-    int64_t tasks = depth * a.workers;
     int64_t total = a.ops * a.workers;
     int64_t t0 = now_ns();
-    rt.block_on(io_nop_root(tasks, total));
+    io_nop_run(rt, depth, a.ops);
     int64_t ns = now_ns() - t0;
     stop_counters();
     out.integer("depth", depth);
@@ -574,7 +586,7 @@ int run(const Args& a) {
     for (size_t i = 0; i < m.workers.size(); ++i)
       per += (i ? "," : "") + std::to_string(m.workers[i].sqes_submitted);
     out.raw("sqes_per_worker", per + "]");
-    out.str("note", "workers*depth tasks each awaiting weft::io::nop() in a loop; ops/ns_per_op per worker as the uring peer");
+    out.str("note", "depth tasks per worker (spawned from a callback on its loop) each awaiting weft::io::nop() in a loop; ops/ns_per_op per worker as the uring peer");
   } else if (w == "spawn_idle") {
     int64_t n = a.n < 0 ? 1000000 : a.n;
     out.integer("n", n);
@@ -615,6 +627,10 @@ int run(const Args& a) {
     // (workers + the main thread, which drops the last handles).
     const uint64_t cap_per_class = weft::detail::kFrameCacheBytesPerClass;
     out.uinteger("frame_cache_cap_per_class", cap_per_class);
+    // The most all caches together may hold: every size class full on every
+    // thread that frees frames (the workers and this main thread).
+    const uint64_t classes = weft::detail::kMaxCachedFrame / weft::detail::kFrameClassBytes;
+    out.uinteger("frame_cache_cap_bytes", cap_per_class * classes * static_cast<uint64_t>(a.workers + 1));
     out.str("note",
             "each task awaits its own never-completed Future<void> (promises kept alive by main); counts "
             "the frame, its JoinHandle, the Promise and the future state; cancel = JoinHandle::cancel() "
