@@ -13,6 +13,7 @@
 #include <weft/weft.hpp>
 #include <weft/detail/frame_alloc.hpp>
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -504,11 +505,20 @@ int run(const Args& a) {
   out.integer("workers", a.workers);
 
   int64_t ops = 1;
+  std::vector<uint64_t> polled_before;
+  for (const auto& wm : rt.metrics().workers) polled_before.push_back(wm.tasks_polled);
   Counters before = snapshot(rt);
   Counters after{};
   bool have_after = false;
+  std::string polled_per_worker;
   auto stop_counters = [&] {
     after = snapshot(rt);
+    weft::Metrics m = rt.metrics();
+    polled_per_worker = "[";
+    for (size_t i = 0; i < m.workers.size(); ++i)
+      polled_per_worker += (i ? "," : "") + std::to_string(m.workers[i].tasks_polled -
+                                                           (i < polled_before.size() ? polled_before[i] : 0));
+    polled_per_worker += "]";
     have_after = true;
   };
 
@@ -610,6 +620,11 @@ int run(const Args& a) {
     // Let the allocator settle (no malloc_trim, as the Tokio peer).
     std::this_thread::sleep_for(200ms);
     uint64_t after_rss = rss_bytes();
+    // Diagnostic only (not what the targets use): what glibc could give back.
+    // If this is near the baseline, the after-cancel RSS is allocator
+    // retention, not memory weft still holds.
+    malloc_trim(0);
+    uint64_t after_trim = rss_bytes();
 
     ops = n;
     out.timing(ns, ops);
@@ -619,6 +634,7 @@ int run(const Args& a) {
     out.uinteger("baseline_rss", baseline);
     out.uinteger("peak_rss", peak);
     out.uinteger("after_cancel_rss", after_rss);
+    out.uinteger("after_trim_rss", after_trim);
     out.real("returned_pct", grown > 0 ? (static_cast<double>(peak) - static_cast<double>(after_rss)) /
                                              static_cast<double>(grown) * 100.0
                                        : NAN);
@@ -649,6 +665,7 @@ int run(const Args& a) {
   }
   if (!have_after) stop_counters();
   out.raw("metrics", metrics_json(diff(before, after), ops));
+  out.raw("tasks_polled_per_worker", polled_per_worker);
   // Knobs as run, so a result file says what it measured.
   const weft::RuntimeOptions& o = rt.options();
   Json k;
