@@ -3,6 +3,7 @@
 #
 #   make test      deps + release build + every test (unit, o0, stress)
 #   make bench     deps + release build + bench/run
+#   make bench-smoke  deps + release build + bench/run --tiny --no-peers (CI: weft only, ~1 s)
 #   make asan      ASan+UBSan build and test suite   (build/asan)
 #   make tsan      ThreadSanitizer build and suite   (build/tsan)
 #   make consumer  install into build/prefix and build tests/consumer against it
@@ -21,7 +22,7 @@ APT := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -y -q -o Dpkg::Use-Pty
 PREFIX := $(CURDIR)/build/prefix
 CONSUMER_BUILD := $(CURDIR)/build/consumer
 
-.PHONY: deps build test asan tsan bench consumer format clean
+.PHONY: deps build test asan tsan bench bench-smoke consumer format clean
 
 # Only touches apt when a package is missing (apt-get update included), and
 # never reads stdin, so it is safe in CI and under `make -j`.
@@ -62,6 +63,12 @@ bench: deps build
 	@if [ -x bench/run ]; then bench/run; \
 	elif [ -f bench/run ]; then bash bench/run; \
 	else echo "bench: no bench/run yet; benchmark binaries are in build/release/bench"; fi
+
+# Every workload once at a tiny size, weft only: proves the benchmarks still
+# build and run. No peers (CI must not spend minutes building Tokio) and no
+# judgement of speed.
+bench-smoke: deps build
+	bench/run --tiny --no-peers
 
 # Consumes weft exactly as a user would: from an install prefix, through
 # find_package(weft). Prefix and consumer build start clean so a header that
