@@ -161,6 +161,9 @@ class Worker final : public Loop {
   std::uint32_t id_seq_;
   std::uint32_t id_stride_;
   bool searching_ = false;
+  bool firing_timers_ = false;             // wakes go to the expedited list
+  TaskHeader* expedited_head_ = nullptr;   // tasks whose timer expired: run first
+  TaskHeader* expedited_tail_ = nullptr;
   std::uint32_t inflight_ = 0;  // user operations awaiting a CQE
 
   io_uring ring_{};
