@@ -72,10 +72,11 @@ void Worker::join() {
 
 void Worker::push_back(TaskHeader* t) noexcept {
   if (queue_.push(t)) {
-    // A single queued task is the one this worker runs next: waking another
-    // worker for it costs a system call here and a wake-up there (20-30 us)
-    // and only moves the task (chained_spawn). From two on, share.
-    if (queue_.size() >= 2) rt_.notify_parked(this);
+    // Even a single queued task is offered to a parked worker: this worker
+    // may be about to run a long step (or spin waiting for that very task),
+    // and nothing else would ever wake the other one (bench/micro/
+    // wake_latency does exactly that).
+    rt_.notify_parked(this);
     return;
   }
   {
