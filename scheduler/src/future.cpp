@@ -62,16 +62,26 @@ bool future_waiter_cancel(Suspension* s) noexcept {
 
 struct FutureCallbackWaiter : WaitNode {
   CallbackNode* cb = nullptr;
-  Worker* loop = nullptr;
+  Worker* loop = nullptr;  // kept valid by the reference on its runtime
 };
 
 void future_callback_fire(WaitNode* n, TaskHeader*) noexcept {
   auto* d = static_cast<FutureCallbackWaiter*>(n);
-  d->loop->post_foreign(d->cb);
+  RuntimeImpl& rt = d->loop->rt();
+  d->loop->post_foreign(d->cb);  // dropped if that runtime has shut down
   delete d;
+  rt.release();
 }
 
 }  // namespace
+
+FutureCore::FutureCore(Runtime* rt) noexcept : rt_(rt ? &rt->impl() : nullptr) {
+  if (rt_) rt_->add_ref();
+}
+
+FutureCore::~FutureCore() {
+  if (rt_) rt_->release();
+}
 
 bool FutureCore::begin_set() noexcept {
   std::uint32_t expected = kPending;
@@ -171,20 +181,24 @@ bool FutureCore::add_waiter(WaitNode* n) noexcept {
 void FutureCore::add_done_callback(CallbackNode* cb) {
   Worker* loop = Worker::current();
   if (loop == nullptr) {
-    if (runtime_ == nullptr) {
+    if (rt_ == nullptr) {
       cb->release();
       throw RuntimeError(
           "weft::Future::add_done_callback: called outside the runtime on a future bound to no runtime");
     }
-    loop = runtime_->impl().workers[0].get();
+    loop = rt_->workers[0].get();
+  }
+  if (loop->rt().shut_down.load(std::memory_order_acquire)) {
+    cb->release();
+    throw RuntimeError("weft::Future::add_done_callback: the runtime has shut down");
   }
   auto* d = new FutureCallbackWaiter;
   d->fire = future_callback_fire;
   d->cb = cb;
   d->loop = loop;
+  loop->rt().add_ref();
   if (!add_waiter(d)) {
-    delete d;
-    loop->post_foreign(cb);  // already done: still queued, never run inline
+    future_callback_fire(d, nullptr);  // already done: still queued, never run inline
   }
 }
 

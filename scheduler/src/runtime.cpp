@@ -49,13 +49,22 @@ void RuntimeImpl::stop_workers() {
   for (auto& w : workers) w->unpark_direct();
   for (auto& w : workers) w->join();
   shut_down.store(true, std::memory_order_release);
-  // Now that no thread can send a wake-up any more, close the rings.
+  // Every task has finished, so no new remote wake-up can start; wait for
+  // those still under way (they may write to a worker's eventfd), then close
+  // the rings.
+  wait_remote_quiescent();
   for (auto& w : workers) w->close_ring();
 }
 
 void RuntimeImpl::schedule_remote(TaskHeader* t) noexcept {
+  remote_users.fetch_add(1, std::memory_order_acq_rel);
   inject.push(t);
   notify_parked(nullptr);
+  remote_users.fetch_sub(1, std::memory_order_acq_rel);
+}
+
+void RuntimeImpl::wait_remote_quiescent() const noexcept {
+  while (remote_users.load(std::memory_order_acquire) != 0) std::this_thread::yield();
 }
 
 void RuntimeImpl::push_inject_list(TaskHeader* first, TaskHeader* last, std::uint32_t n) noexcept {
@@ -176,9 +185,8 @@ void RuntimeImpl::shutdown() {
     for (auto& t : tasks) t.cancel();
     for (auto& t : tasks) block_until_done(t.header());
     for (auto& t : tasks) {
-      std::uint32_t s = t.header()->state.load(std::memory_order_acquire);
+      std::uint32_t s = t.header()->state.fetch_or(TaskHeader::kRetrieved, std::memory_order_acq_rel);
       if ((s & TaskHeader::kOutcomeError) && !(s & TaskHeader::kRetrieved)) {
-        t.header()->state.fetch_or(TaskHeader::kRetrieved, std::memory_order_relaxed);
         report({"unhandled exception during weft::run() shutdown (task " + t.name() + ")",
                 *t.header()->error, t});
       }
@@ -243,18 +251,26 @@ WorkerMetrics Metrics::total() const {
 
 Runtime::Runtime(RuntimeOptions options) {
   check_not_worker("Runtime");
-  impl_ = std::make_unique<detail::RuntimeImpl>(*this, std::move(options));
-  impl_->start();
+  impl_ = new detail::RuntimeImpl(*this, std::move(options));
+  try {
+    impl_->start();
+  } catch (...) {
+    impl_->release();
+    impl_ = nullptr;
+    throw;
+  }
 }
 
 Runtime::~Runtime() {
-  if (impl_) {
-    try {
-      shutdown();
-    } catch (...) {
-      // Destroyed on a worker thread: nothing sane to do but stop the workers.
-    }
+  if (impl_ == nullptr) return;
+  try {
+    shutdown();
+  } catch (...) {
+    // Destroyed on a worker thread: nothing sane to do but stop the workers.
+    impl_->stop_workers();
   }
+  impl_->wait_remote_quiescent();
+  impl_->release();
 }
 
 void Runtime::check_not_worker(const char* what) const {

@@ -189,6 +189,11 @@ void complete_task(TaskHeader* t, bool threw, bool threw_cancel) noexcept {
     outcome |= TaskHeader::kOutcomeCancelled;
   }
   t->runtime->impl().registry_remove(t);
+  // Only the task's own reference left: no handle exists, and none can be
+  // made any more (the registry no longer lists it), so nobody can retrieve
+  // an error. Decided before the waiters fire: a woken waiter may retrieve
+  // the error and drop its handle, which must not look like "no handle".
+  const bool unobservable = t->refs.load(std::memory_order_acquire) == 1;
   t->state.fetch_or(outcome, std::memory_order_release);
   WaitNode* list = t->waiters.exchange(kWaitersClosed, std::memory_order_acq_rel);
   WaitNode* rev = nullptr;  // fire in registration order
@@ -203,10 +208,9 @@ void complete_task(TaskHeader* t, bool threw, bool threw_cancel) noexcept {
     rev->fire(rev, t);
     rev = n;
   }
-  if ((outcome & TaskHeader::kOutcomeError) && t->refs.load(std::memory_order_acquire) == 1) {
-    // Nobody holds a handle: nobody can retrieve it. Report now, while the
-    // runtime is certainly alive.
-    t->state.fetch_or(TaskHeader::kRetrieved, std::memory_order_relaxed);
+  if ((outcome & TaskHeader::kOutcomeError) && unobservable &&
+      !(t->state.fetch_or(TaskHeader::kRetrieved, std::memory_order_acq_rel) & TaskHeader::kRetrieved)) {
+    // Report now, while the runtime is certainly alive.
     ExceptionContext ctx{"Task exception was never retrieved (task " +
                              (t->extras.load() && !t->extras.load()->name.empty()
                                   ? t->extras.load()->name
@@ -219,7 +223,7 @@ void complete_task(TaskHeader* t, bool threw, bool threw_cancel) noexcept {
 
 void release_ref(TaskHeader* t) noexcept {
   if (t->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-  std::uint32_t s = t->state.load(std::memory_order_acquire);
+  std::uint32_t s = t->state.fetch_or(TaskHeader::kRetrieved, std::memory_order_acq_rel);
   if ((s & TaskHeader::kOutcomeError) && !(s & TaskHeader::kRetrieved)) {
     ExceptionContext ctx{"Task exception was never retrieved (task " +
                              (t->extras.load() && !t->extras.load()->name.empty()

@@ -64,7 +64,12 @@ void Worker::start() {
 }
 
 void Worker::join() {
-  if (thread_.joinable()) thread_.join();
+  if (!thread_.joinable()) return;
+  if (thread_.get_id() == std::this_thread::get_id()) {
+    thread_.detach();  // a runtime torn down from its own worker (a misuse)
+  } else {
+    thread_.join();
+  }
 }
 
 // ---------------------------------------------------------------------------

@@ -197,6 +197,15 @@ class RuntimeImpl {
   RuntimeImpl(Runtime& facade, RuntimeOptions opts);
   ~RuntimeImpl();
 
+  // Shared ownership: the Runtime holds one reference; so does each pending
+  // future done callback aimed at one of its loops.
+  void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void release() noexcept {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+  /// Waits until no thread is still inside schedule_remote for this runtime.
+  void wait_remote_quiescent() const noexcept;
+
   void start();            // throws RuntimeError if a ring cannot be set up
   void shutdown();         // the §R end sequence
   void stop_workers();
@@ -226,6 +235,11 @@ class RuntimeImpl {
   std::atomic<bool> closed{false};      // no more spawns from outside
   std::atomic<bool> stopping{false};    // workers exit when idle
   std::atomic<bool> shut_down{false};
+  // Threads outside the runtime inside schedule_remote: the task they just
+  // queued may run, finish and let the runtime be destroyed while they still
+  // look at the workers, so destruction waits for this to drop to zero.
+  alignas(64) std::atomic<std::uint32_t> remote_users{0};
+  std::atomic<std::uint32_t> refs_{1};
   std::unique_ptr<RegistryShard[]> shards;
   unsigned num_shards = 0;
 

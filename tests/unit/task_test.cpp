@@ -9,11 +9,7 @@
 //   C34 (part) test_uncancel_structured_blocks: needs timeout()/TaskGroup.
 //   C36 (part) SystemExit/KeyboardInterrupt: the C++ analogue tested is an
 //       exception type outside std::exception thrown while handling a cancel.
-//
-// Known runtime defect documented here (see the report): JoinHandle<T> for a
-// move-only T cannot be awaited at all; `co_await std::move(h)` does not
-// compile because JoinHandle::Awaiter::await_resume copies in its other
-// branch. Define WEFT_TEST_AWAIT_MOVE_ONLY_HANDLE to compile the reproducer.
+
 #include <catch2/catch.hpp>
 
 #include <atomic>
@@ -255,7 +251,7 @@ TEST_CASE("C24 (contract) a task exception nobody retrieved is reported when its
 // error is then reported as "never retrieved" although it was rethrown.
 TEST_CASE("C24 (contract) an exception retrieved by block_on or co_await is never reported as "
           "unretrieved",
-          "[task][!mayfail]") {
+          "[task]") {
   weft_test::HandlerLog log;
   weft::RuntimeOptions opts = workers(2);
   log.install(opts);
@@ -367,27 +363,20 @@ TEST_CASE("C24 Task<T> move-only value: awaited inline and taken from a JoinHand
       sum += a.value;
     }
     auto h = weft::spawn((*mk)(cs, 10));
-    // Wait through a done callback (awaiting JoinHandle<MoveOnly> does not
-    // compile, see the top of this file), then move the value out.
+    // Wait through a done callback, then move the value out.
     weft::Promise<void> done;
     weft::Future<void> d = done.get_future();
     h.add_done_callback([&done](weft::TaskRef) { done.set_result(); });
     co_await d;
     weft_test::MoveOnly b = std::move(h).result();
     sum += b.value;
-#ifdef WEFT_TEST_AWAIT_MOVE_ONLY_HANDLE
     auto h3 = weft::spawn((*mk)(cs, 100));
     weft_test::MoveOnly m = co_await std::move(h3);
     sum += m.value;
-#endif
     co_return sum;
   };
   int sum = weft::run(main(&make, &c), workers(2));
-#ifdef WEFT_TEST_AWAIT_MOVE_ONLY_HANDLE
   CHECK(sum == 111);
-#else
-  CHECK(sum == 11);
-#endif
   CHECK(c.live() == 0);
 }
 

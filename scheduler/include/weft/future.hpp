@@ -42,13 +42,16 @@ class Runtime;
 
 namespace detail {
 
+class RuntimeImpl;
+
 /// The type-independent part of a future's shared state (future.cpp).
 class FutureCore {
  public:
   enum Status : std::uint32_t { kPending = 0, kSetting = 1, kValue = 2, kError = 3, kCancelled = 4 };
 
-  explicit FutureCore(Runtime* rt) noexcept : runtime_(rt) {}
-  virtual ~FutureCore() = default;
+  /// Binds to `rt` (may be null) and keeps its internals alive.
+  explicit FutureCore(Runtime* rt) noexcept;
+  virtual ~FutureCore();
 
   // Shared states come from the same per-thread recycler as coroutine frames:
   // a one-shot future per message must not cost a malloc.
@@ -85,7 +88,7 @@ class FutureCore {
   std::atomic<std::uint32_t> status_{kPending};  // also the futex word of get()
   std::atomic<std::uint32_t> sleepers_{0};
   std::atomic<WaitNode*> waiters_{nullptr};
-  Runtime* runtime_;
+  RuntimeImpl* rt_;  // counted reference, may be null
   std::exception_ptr error_;
   std::string cancel_msg_;
 };
@@ -100,11 +103,10 @@ class FutureState final : public FutureCore {
 struct FutureWaiter : WaitNode, Suspension {
   TaskHeader* task = nullptr;
   FutureCore* core = nullptr;
-  bool cancel_taken = false;  // a pending cancel was consumed instead of waiting
 };
-/// Suspends the current task on `core`; false if it completed meanwhile or a
-/// pending cancel was consumed (then w->susp.cancel is null and the caller
-/// raises). Defined in future.cpp.
+/// Suspends the current task on `core`; false (no suspension) if it
+/// completed meanwhile. A pending cancel of the task is forwarded to the
+/// future (it is cancelled). Defined in future.cpp.
 bool future_await_suspend(FutureWaiter* w, std::coroutine_handle<> h);
 Runtime* current_runtime() noexcept;
 
@@ -180,7 +182,9 @@ class Future {
       return detail::future_await_suspend(&w, h);
     }
     T await_resume() {
-      if (w.cancel_taken) detail::throw_cancelled(detail::current_header());
+      // One cancel request yields one CancelledError (see JoinHandle).
+      if (s->status() == detail::FutureCore::kCancelled)
+        (void)detail::take_pending_cancel(detail::current_header());
       s->check();
       if constexpr (!std::is_void_v<T>) return T(*s->value);
     }

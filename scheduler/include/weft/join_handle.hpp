@@ -161,13 +161,25 @@ class JoinHandle : public TaskRef {
       return detail::join_await_suspend(&w, h);
     }
     T await_resume() {
-      if (move_out) return std::move(*const_cast<JoinHandle*>(self)).result();
-      return self->result();
+      // One cancel request yields one CancelledError: if the awaited task
+      // ended cancelled, a request re-armed on us is spent with it.
+      if (self->cancelled()) (void)detail::take_pending_cancel(detail::current_header());
+      if constexpr (std::is_void_v<T> || std::is_reference_v<T>) {
+        return self->result();
+      } else if constexpr (std::is_copy_constructible_v<T>) {
+        if (move_out) return std::move(*const_cast<JoinHandle*>(self)).result();
+        return self->result();
+      } else {
+        // A move-only value can only be moved out; awaiting an lvalue handle
+        // moves it too (the value is then gone from the handle).
+        return std::move(*const_cast<JoinHandle*>(self)).result();
+      }
     }
   };
-  /// Waits for the task and yields its result (a copy; co_await
-  /// std::move(handle) moves it out). Throws RuntimeError if a task awaits
-  /// itself.
+  /// Waits for the task and yields its result: a copy, or moved out for
+  /// `co_await std::move(handle)` and for move-only T. Rethrows the task's
+  /// exception; CancelledError if it was cancelled. Throws RuntimeError if a
+  /// task awaits itself.
   Awaiter operator co_await() const& noexcept { return Awaiter{this, false, {}}; }
   Awaiter operator co_await() && noexcept { return Awaiter{this, true, {}}; }
 

@@ -165,7 +165,9 @@ class Runtime {
  private:
   void check_not_worker(const char* what) const;
   void check_open() const;
-  std::unique_ptr<detail::RuntimeImpl> impl_;
+  // Reference counted: futures with done callbacks on this runtime's loops
+  // keep the (stopped) internals alive past the Runtime object.
+  detail::RuntimeImpl* impl_ = nullptr;
 };
 
 /// asyncio.run: starts a Runtime with `options`, runs `main` to its end, then
