@@ -10,9 +10,6 @@
 //              [--global-queue-interval 31] [--event-interval 61]
 //              [--max-searching 0] [--spin-before-park 32]
 //              [--wake-with-eventfd 0|1]
-#include <weft/weft.hpp>
-#include <weft/detail/frame_alloc.hpp>
-
 #include <malloc.h>
 #include <unistd.h>
 
@@ -31,6 +28,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+#include <weft/detail/frame_alloc.hpp>
+#include <weft/weft.hpp>
 
 namespace {
 
@@ -92,25 +91,44 @@ Args parse_args(int argc, char** argv) {
       if (v > 1) usage(key + " takes 0 or 1");
       return v == 1;
     };
-    if (key == "--workload") a.workload = val;
-    else if (key == "--workers") a.workers = static_cast<int>(num());
-    else if (key == "--n") a.n = static_cast<int64_t>(num());
-    else if (key == "--t") a.t = static_cast<int64_t>(num());
-    else if (key == "--y") a.y = static_cast<int64_t>(num());
-    else if (key == "--p") a.p = static_cast<int64_t>(num());
-    else if (key == "--r") a.r = static_cast<int64_t>(num());
-    else if (key == "--depth") a.depth = static_cast<int64_t>(num());
-    else if (key == "--seed") a.seed = num();
-    else if (key == "--ops") a.ops = static_cast<int64_t>(num());
-    else if (key == "--ring-entries") o.ring_entries = u32();
-    else if (key == "--lifo-slot") o.lifo_slot = flag();
-    else if (key == "--lifo-cap") o.lifo_cap = u32();
-    else if (key == "--global-queue-interval") o.global_queue_interval = u32();
-    else if (key == "--event-interval") o.event_interval = u32();
-    else if (key == "--max-searching") o.max_searching = u32();
-    else if (key == "--spin-before-park") o.spin_before_park = u32();
-    else if (key == "--wake-with-eventfd") o.wake_with_eventfd = flag();
-    else usage("unknown option " + key);
+    if (key == "--workload")
+      a.workload = val;
+    else if (key == "--workers")
+      a.workers = static_cast<int>(num());
+    else if (key == "--n")
+      a.n = static_cast<int64_t>(num());
+    else if (key == "--t")
+      a.t = static_cast<int64_t>(num());
+    else if (key == "--y")
+      a.y = static_cast<int64_t>(num());
+    else if (key == "--p")
+      a.p = static_cast<int64_t>(num());
+    else if (key == "--r")
+      a.r = static_cast<int64_t>(num());
+    else if (key == "--depth")
+      a.depth = static_cast<int64_t>(num());
+    else if (key == "--seed")
+      a.seed = num();
+    else if (key == "--ops")
+      a.ops = static_cast<int64_t>(num());
+    else if (key == "--ring-entries")
+      o.ring_entries = u32();
+    else if (key == "--lifo-slot")
+      o.lifo_slot = flag();
+    else if (key == "--lifo-cap")
+      o.lifo_cap = u32();
+    else if (key == "--global-queue-interval")
+      o.global_queue_interval = u32();
+    else if (key == "--event-interval")
+      o.event_interval = u32();
+    else if (key == "--max-searching")
+      o.max_searching = u32();
+    else if (key == "--spin-before-park")
+      o.spin_before_park = u32();
+    else if (key == "--wake-with-eventfd")
+      o.wake_with_eventfd = flag();
+    else
+      usage("unknown option " + key);
   }
   if (a.workload.empty()) usage("--workload is required");
   if (a.workers < 1) usage("--workers must be >= 1");
@@ -123,13 +141,16 @@ Args parse_args(int argc, char** argv) {
 std::string quote(const std::string& s) {
   std::string o = "\"";
   for (unsigned char c : s) {
-    if (c == '"') o += "\\\"";
-    else if (c == '\\') o += "\\\\";
+    if (c == '"')
+      o += "\\\"";
+    else if (c == '\\')
+      o += "\\\\";
     else if (c < 0x20) {
       char buf[8];
       std::snprintf(buf, sizeof buf, "\\u%04x", c);
       o += buf;
-    } else o += static_cast<char>(c);
+    } else
+      o += static_cast<char>(c);
   }
   return o + "\"";
 }
@@ -224,18 +245,24 @@ struct Counters {
 
 Counters snapshot(const weft::Runtime& rt) {
   weft::WorkerMetrics m = rt.metrics().total();
-  return {m.tasks_polled, m.tasks_stolen, m.steal_attempts, m.parks,         m.unparks,
-          m.enter_calls,  m.sqes_submitted, m.cqes,        m.wake_syscalls, m.remote_wakes,
-          m.lifo_polls,   m.global_polls, m.overflows};
+  return {m.tasks_polled, m.tasks_stolen,   m.steal_attempts, m.parks,         m.unparks,
+          m.enter_calls,  m.sqes_submitted, m.cqes,           m.wake_syscalls, m.remote_wakes,
+          m.lifo_polls,   m.global_polls,   m.overflows};
 }
 
 Counters diff(const Counters& a, const Counters& b) {
-  return {b.tasks_polled - a.tasks_polled,     b.tasks_stolen - a.tasks_stolen,
-          b.steal_attempts - a.steal_attempts, b.parks - a.parks,
-          b.unparks - a.unparks,               b.enter_calls - a.enter_calls,
-          b.sqes_submitted - a.sqes_submitted, b.cqes - a.cqes,
-          b.wake_syscalls - a.wake_syscalls,   b.remote_wakes - a.remote_wakes,
-          b.lifo_polls - a.lifo_polls,         b.global_polls - a.global_polls,
+  return {b.tasks_polled - a.tasks_polled,
+          b.tasks_stolen - a.tasks_stolen,
+          b.steal_attempts - a.steal_attempts,
+          b.parks - a.parks,
+          b.unparks - a.unparks,
+          b.enter_calls - a.enter_calls,
+          b.sqes_submitted - a.sqes_submitted,
+          b.cqes - a.cqes,
+          b.wake_syscalls - a.wake_syscalls,
+          b.remote_wakes - a.remote_wakes,
+          b.lifo_polls - a.lifo_polls,
+          b.global_polls - a.global_polls,
           b.overflows - a.overflows};
 }
 
@@ -366,7 +393,8 @@ weft::Task<void> ping_pong_root(int64_t p, int64_t r) {
   for (auto& h : hs) {
     int64_t v = co_await h;
     if (v != 2 * r) {
-      std::fprintf(stderr, "%s: ping_pong: got %" PRId64 ", expected %" PRId64 "\n", kProg, v, 2 * r);
+      std::fprintf(stderr, "%s: ping_pong: got %" PRId64 ", expected %" PRId64 "\n", kProg, v,
+                   2 * r);
       std::exit(1);
     }
   }
@@ -429,10 +457,12 @@ weft::Task<void> nop_loop(int64_t count) {
   for (int64_t i = 0; i < count; ++i) co_await weft::io::nop();
 }
 
-weft::Task<void> io_nop_worker(int64_t depth, int64_t ops, std::shared_ptr<weft::Promise<void>> done) {
+weft::Task<void> io_nop_worker(int64_t depth, int64_t ops,
+                               std::shared_ptr<weft::Promise<void>> done) {
   std::vector<weft::JoinHandle<void>> hs;
   hs.reserve(static_cast<size_t>(depth));
-  for (int64_t i = 0; i < depth; ++i) hs.push_back(weft::spawn(nop_loop(ops / depth + (i < ops % depth))));
+  for (int64_t i = 0; i < depth; ++i)
+    hs.push_back(weft::spawn(nop_loop(ops / depth + (i < ops % depth))));
   for (auto& h : hs) co_await h;
   done->set_result();
 }
@@ -442,7 +472,8 @@ void io_nop_run(weft::Runtime& rt, int64_t depth, int64_t ops) {
   for (unsigned i = 0; i < rt.workers(); ++i) {
     auto done = std::make_shared<weft::Promise<void>>(&rt);
     fs.push_back(done->get_future());
-    rt.loop(i).call_soon_threadsafe([depth, ops, done] { weft::spawn(io_nop_worker(depth, ops, done)); });
+    rt.loop(i).call_soon_threadsafe(
+        [depth, ops, done] { weft::spawn(io_nop_worker(depth, ops, done)); });
   }
   for (auto& f : fs) f.get();
 }
@@ -487,8 +518,8 @@ weft::Task<int64_t> await_cancelled(std::vector<weft::JoinHandle<void>>* hs) {
 int run(const Args& a) {
   const std::string& w = a.workload;
   Json out("weft", w);
-  static const char* const known[] = {"spawn_many", "spawn_remote", "yield_many", "ping_pong",
-                                      "chained_spawn", "timers", "io_nop", "spawn_idle"};
+  static const char* const known[] = {"spawn_many",    "spawn_remote", "yield_many", "ping_pong",
+                                      "chained_spawn", "timers",       "io_nop",     "spawn_idle"};
   if (w == "blocking_seq" || w == "blocking_conc") {
     out.str("skipped", "needs run_in_executor (executors issue)");
     out.print();
@@ -516,8 +547,9 @@ int run(const Args& a) {
     weft::Metrics m = rt.metrics();
     polled_per_worker = "[";
     for (size_t i = 0; i < m.workers.size(); ++i)
-      polled_per_worker += (i ? "," : "") + std::to_string(m.workers[i].tasks_polled -
-                                                           (i < polled_before.size() ? polled_before[i] : 0));
+      polled_per_worker +=
+          (i ? "," : "") + std::to_string(m.workers[i].tasks_polled -
+                                          (i < polled_before.size() ? polled_before[i] : 0));
     polled_per_worker += "]";
     have_after = true;
   };
@@ -536,7 +568,9 @@ int run(const Args& a) {
     stop_counters();
     ops = n;
     out.timing(ns, ops);
-    out.str("note", "Runtime::spawn from the main thread (outside the runtime), then block_on awaiting the JoinHandles");
+    out.str("note",
+            "Runtime::spawn from the main thread (outside the runtime), then block_on awaiting the "
+            "JoinHandles");
   } else if (w == "yield_many") {
     out.integer("t", a.t);
     out.integer("y", a.y);
@@ -554,7 +588,9 @@ int run(const Args& a) {
     out.timing(ns, ops);
     Counters d = diff(before, after);
     out.uinteger("cross_worker_wakes", d.remote_wakes);
-    out.str("note", "a fresh Promise<int>/Future<int> per hop (weft's one-shot); cross_worker_wakes = metrics remote_wakes");
+    out.str("note",
+            "a fresh Promise<int>/Future<int> per hop (weft's one-shot); cross_worker_wakes = "
+            "metrics remote_wakes");
   } else if (w == "chained_spawn") {
     int64_t n = a.n < 0 ? 100000 : a.n;
     out.integer("n", n);
@@ -590,13 +626,16 @@ int run(const Args& a) {
     // As the raw liburing peer: per-worker cost, the workers run in parallel.
     out.timing(ns, a.ops);
     ops = total;  // syscalls_per_op: per NOP completed
-    out.real("ops_per_sec", ns > 0 ? static_cast<double>(total) * 1e9 / static_cast<double>(ns) : NAN);
+    out.real("ops_per_sec",
+             ns > 0 ? static_cast<double>(total) * 1e9 / static_cast<double>(ns) : NAN);
     std::string per = "[";
     weft::Metrics m = rt.metrics();
     for (size_t i = 0; i < m.workers.size(); ++i)
       per += (i ? "," : "") + std::to_string(m.workers[i].sqes_submitted);
     out.raw("sqes_per_worker", per + "]");
-    out.str("note", "depth tasks per worker (spawned from a callback on its loop) each awaiting weft::io::nop() in a loop; ops/ns_per_op per worker as the uring peer");
+    out.str("note",
+            "depth tasks per worker (spawned from a callback on its loop) each awaiting "
+            "weft::io::nop() in a loop; ops/ns_per_op per worker as the uring peer");
   } else if (w == "spawn_idle") {
     int64_t n = a.n < 0 ? 1000000 : a.n;
     out.integer("n", n);
@@ -635,9 +674,10 @@ int run(const Args& a) {
     out.uinteger("peak_rss", peak);
     out.uinteger("after_cancel_rss", after_rss);
     out.uinteger("after_trim_rss", after_trim);
-    out.real("returned_pct", grown > 0 ? (static_cast<double>(peak) - static_cast<double>(after_rss)) /
-                                             static_cast<double>(grown) * 100.0
-                                       : NAN);
+    out.real("returned_pct", grown > 0
+                                 ? (static_cast<double>(peak) - static_cast<double>(after_rss)) /
+                                       static_cast<double>(grown) * 100.0
+                                 : NAN);
     out.integer("cancelled", cancelled);
     // The frame caches may keep up to this much per size class and thread
     // (workers + the main thread, which drops the last handles).
@@ -646,10 +686,13 @@ int run(const Args& a) {
     // The most all caches together may hold: every size class full on every
     // thread that frees frames (the workers and this main thread).
     const uint64_t classes = weft::detail::kMaxCachedFrame / weft::detail::kFrameClassBytes;
-    out.uinteger("frame_cache_cap_bytes", cap_per_class * classes * static_cast<uint64_t>(a.workers + 1));
+    out.uinteger("frame_cache_cap_bytes",
+                 cap_per_class * classes * static_cast<uint64_t>(a.workers + 1));
     out.str("note",
-            "each task awaits its own never-completed Future<void> (promises kept alive by main); counts "
-            "the frame, its JoinHandle, the Promise and the future state; cancel = JoinHandle::cancel() "
+            "each task awaits its own never-completed Future<void> (promises kept alive by main); "
+            "counts "
+            "the frame, its JoinHandle, the Promise and the future state; cancel = "
+            "JoinHandle::cancel() "
             "then await each handle catching CancelledError. weft's frame caches keep at most "
             "kFrameCacheBytesPerClass = " +
                 std::to_string(cap_per_class / 1024) +
@@ -657,8 +700,8 @@ int run(const Args& a) {
                 std::to_string(cap_per_class / 1024) +
                 " KiB x size classes used x (workers + 1) after cancelling");
     if (cancelled != n) {
-      std::fprintf(stderr, "%s: spawn_idle: %" PRId64 " of %" PRId64 " tasks ended cancelled\n", kProg,
-                   cancelled, n);
+      std::fprintf(stderr, "%s: spawn_idle: %" PRId64 " of %" PRId64 " tasks ended cancelled\n",
+                   kProg, cancelled, n);
       out.print();
       return 1;
     }

@@ -1,10 +1,9 @@
 // examples/embed.cpp - embedding a Runtime in a program that has its own
 // threads (asyncio.Runner): block_on from outside, spawn from any thread,
 // a thread-safe Future completed by a plain std::thread, and the metrics.
-#include <weft/weft.hpp>
-
 #include <cstdio>
 #include <thread>
+#include <weft/weft.hpp>
 
 weft::Task<int> main_task(weft::Future<int> from_thread) {
   int v = co_await from_thread;  // completed by a thread outside the runtime

@@ -1,16 +1,15 @@
 // examples/hello.cpp - the README's first example: spawn tasks across the
 // workers, await them in order, sleep, and return a value from run().
-#include <weft/weft.hpp>
-
 #include <chrono>
 #include <cstdio>
 #include <vector>
+#include <weft/weft.hpp>
 
 using namespace std::chrono_literals;
 
 weft::Task<int> square(int x) {
   co_await weft::sleep(1ms);  // a timer on the worker's loop
-  co_return x * x;
+  co_return x* x;
 }
 
 weft::Task<int> main_task() {

@@ -2,10 +2,9 @@
 // frame_free, the per-thread size-class cache) against plain malloc/free.
 #include <benchmark/benchmark.h>
 
-#include <weft/detail/frame_alloc.hpp>
-
 #include <cstdlib>
 #include <vector>
+#include <weft/detail/frame_alloc.hpp>
 
 namespace {
 

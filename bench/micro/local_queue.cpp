@@ -2,13 +2,13 @@
 // internal and header-only): the owner's push/pop and a thief's steal of half.
 // Single-threaded: these measure the operations' own cost (atomics, CAS, the
 // copy), not contention.
+#include "../../scheduler/src/local_queue.hpp"
+
 #include <benchmark/benchmark.h>
 
 #include <chrono>
 #include <memory>
 #include <vector>
-
-#include "../../scheduler/src/local_queue.hpp"
 
 namespace {
 

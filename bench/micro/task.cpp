@@ -4,9 +4,8 @@
 // main thread only waits in block_on, so timings use real time.
 #include <benchmark/benchmark.h>
 
-#include <weft/weft.hpp>
-
 #include <vector>
+#include <weft/weft.hpp>
 
 namespace {
 

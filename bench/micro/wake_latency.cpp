@@ -9,7 +9,6 @@
 #include <benchmark/benchmark.h>
 
 #include <atomic>
-
 #include <weft/weft.hpp>
 
 namespace {

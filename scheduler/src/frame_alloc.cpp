@@ -1,10 +1,9 @@
 // frame_alloc.cpp - the per-thread size-class recycler for coroutine frames.
 // See weft/detail/frame_alloc.hpp for the contract and the cap.
-#include <weft/detail/frame_alloc.hpp>
-
 #include <cstdint>
 #include <cstdlib>
 #include <new>
+#include <weft/detail/frame_alloc.hpp>
 
 namespace weft::detail {
 
@@ -48,7 +47,9 @@ struct FrameCache {
 thread_local constinit bool t_cache_dead = false;
 thread_local FrameCache t_cache;
 
-std::size_t class_of(std::size_t n) noexcept { return (n + kFrameClassBytes - 1) / kFrameClassBytes - 1; }
+std::size_t class_of(std::size_t n) noexcept {
+  return (n + kFrameClassBytes - 1) / kFrameClassBytes - 1;
+}
 
 }  // namespace
 

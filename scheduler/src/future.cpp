@@ -13,7 +13,6 @@
 #include <cerrno>
 #include <climits>
 #include <ctime>
-
 #include <weft/future.hpp>
 #include <weft/runtime.hpp>
 
@@ -24,12 +23,14 @@ namespace weft::detail {
 namespace {
 
 void futex_wake_all(std::atomic<std::uint32_t>* a) noexcept {
-  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(a), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(a), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr,
+          nullptr, 0);
 }
 
 // Waits while *a == expected, until the absolute CLOCK_MONOTONIC deadline
 // (ns; < 0: none). Returns false on timeout.
-bool futex_wait(const std::atomic<std::uint32_t>* a, std::uint32_t expected, std::int64_t deadline_ns) noexcept {
+bool futex_wait(const std::atomic<std::uint32_t>* a, std::uint32_t expected,
+                std::int64_t deadline_ns) noexcept {
   timespec ts{};
   timespec* tsp = nullptr;
   if (deadline_ns >= 0) {
@@ -155,7 +156,8 @@ std::exception_ptr FutureCore::exception() const {
 bool FutureCore::wait_blocking(std::int64_t deadline_ns) const {
   if (Worker::current() != nullptr)
     throw RuntimeError(
-        "weft::Future::get() called on a worker thread; it would block the loop (co_await it instead)");
+        "weft::Future::get() called on a worker thread; it would block the loop (co_await it "
+        "instead)");
   auto* self = const_cast<FutureCore*>(this);
   for (;;) {
     std::uint32_t s = status_.load(std::memory_order_acquire);
@@ -174,7 +176,8 @@ bool FutureCore::add_waiter(WaitNode* n) noexcept {
   do {
     if (head == kWaitersClosed) return false;
     n->next = head;
-  } while (!waiters_.compare_exchange_weak(head, n, std::memory_order_acq_rel, std::memory_order_acquire));
+  } while (!waiters_.compare_exchange_weak(head, n, std::memory_order_acq_rel,
+                                           std::memory_order_acquire));
   return true;
 }
 
@@ -184,7 +187,8 @@ void FutureCore::add_done_callback(CallbackNode* cb) {
     if (rt_ == nullptr) {
       cb->release();
       throw RuntimeError(
-          "weft::Future::add_done_callback: called outside the runtime on a future bound to no runtime");
+          "weft::Future::add_done_callback: called outside the runtime on a future bound to no "
+          "runtime");
     }
     loop = rt_->workers[0].get();
   }

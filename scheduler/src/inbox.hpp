@@ -11,7 +11,6 @@
 #pragma once
 
 #include <atomic>
-
 #include <weft/detail/task_header.hpp>
 
 namespace weft::detail {

@@ -12,7 +12,6 @@
 #include <atomic>
 #include <cstdint>
 #include <mutex>
-
 #include <weft/detail/task_header.hpp>
 
 namespace weft::detail {

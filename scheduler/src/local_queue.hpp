@@ -31,7 +31,6 @@
 
 #include <atomic>
 #include <cstdint>
-
 #include <weft/detail/task_header.hpp>
 
 namespace weft::detail {
@@ -160,7 +159,9 @@ class LocalQueue {
   bool empty() const noexcept { return size() == 0; }
 
  private:
-  static std::uint32_t steal_of(std::uint64_t h) noexcept { return static_cast<std::uint32_t>(h >> 32); }
+  static std::uint32_t steal_of(std::uint64_t h) noexcept {
+    return static_cast<std::uint32_t>(h >> 32);
+  }
   static std::uint32_t real_of(std::uint64_t h) noexcept { return static_cast<std::uint32_t>(h); }
   static std::uint64_t pack(std::uint32_t steal, std::uint32_t real) noexcept {
     return (static_cast<std::uint64_t>(steal) << 32) | real;

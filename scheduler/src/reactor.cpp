@@ -51,7 +51,6 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-
 #include <weft/io_op.hpp>
 
 #include "worker.hpp"
@@ -60,7 +59,13 @@ namespace weft::detail {
 
 namespace {
 
-enum Phase : std::uint8_t { kInFlight = 0, kCancelPosted = 1, kCancelSent = 2, kCqeHeld = 3, kDelivered = 4 };
+enum Phase : std::uint8_t {
+  kInFlight = 0,
+  kCancelPosted = 1,
+  kCancelSent = 2,
+  kCqeHeld = 3,
+  kDelivered = 4
+};
 
 std::string io_uring_failure_reason(int err) {
   std::string why = std::strerror(err);
@@ -68,19 +73,21 @@ std::string io_uring_failure_reason(int err) {
   {
     std::ifstream f("/proc/sys/kernel/io_uring_disabled");
     if (f >> disabled && disabled != 0)
-      return "io_uring is disabled by /proc/sys/kernel/io_uring_disabled = " + std::to_string(disabled) +
-             " (" + why + ")";
+      return "io_uring is disabled by /proc/sys/kernel/io_uring_disabled = " +
+             std::to_string(disabled) + " (" + why + ")";
   }
   if (err == EINVAL) {
     utsname u{};
     uname(&u);
     return std::string("the kernel (") + u.release +
-           ") rejects IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN; weft needs Linux 6.1 or later (" +
+           ") rejects IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN; weft needs Linux "
+           "6.1 or later (" +
            why + ")";
   }
   if (err == ENOSYS || err == EPERM)
     return "io_uring_setup is refused (" + why +
-           "): most likely a seccomp filter (for example a container runtime's default profile) blocks it";
+           "): most likely a seccomp filter (for example a container runtime's default profile) "
+           "blocks it";
   if (err == ENOMEM)
     return "io_uring_setup failed for lack of locked memory (" + why + "); raise RLIMIT_MEMLOCK";
   return "io_uring_setup failed: " + why;
@@ -93,7 +100,8 @@ bool Worker::setup_ring(std::string* error) {
   p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
   int r = io_uring_queue_init_params(rt_.opts.ring_entries, &ring_, &p);
   if (r < 0) {
-    *error = "weft: cannot start worker " + std::to_string(index_) + ": " + io_uring_failure_reason(-r);
+    *error =
+        "weft: cannot start worker " + std::to_string(index_) + ": " + io_uring_failure_reason(-r);
     return false;
   }
   ring_ready_ = true;

@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <climits>
 #include <thread>
-
 #include <weft/runtime.hpp>
 
 #include "worker.hpp"
@@ -22,7 +21,8 @@ RuntimeImpl::RuntimeImpl(Runtime& f, RuntimeOptions o) : facade(f), opts(std::mo
     throw ValueError("weft::RuntimeOptions::ring_entries must be in 1..32768");
   if (opts.global_queue_interval == 0)
     throw ValueError("weft::RuntimeOptions::global_queue_interval must be at least 1");
-  if (opts.event_interval == 0) throw ValueError("weft::RuntimeOptions::event_interval must be at least 1");
+  if (opts.event_interval == 0)
+    throw ValueError("weft::RuntimeOptions::event_interval must be at least 1");
   max_searching = opts.max_searching ? opts.max_searching : (opts.workers + 1) / 2;
   num_shards = opts.workers + 1;  // one per worker, one for spawns from outside
   shards = std::make_unique<RegistryShard[]>(num_shards);
@@ -185,7 +185,8 @@ void RuntimeImpl::shutdown() {
     for (auto& t : tasks) t.cancel();
     for (auto& t : tasks) block_until_done(t.header());
     for (auto& t : tasks) {
-      std::uint32_t s = t.header()->state.fetch_or(TaskHeader::kRetrieved, std::memory_order_acq_rel);
+      std::uint32_t s =
+          t.header()->state.fetch_or(TaskHeader::kRetrieved, std::memory_order_acq_rel);
       if ((s & TaskHeader::kOutcomeError) && !(s & TaskHeader::kRetrieved)) {
         report({"unhandled exception during weft::run() shutdown (task " + t.name() + ")",
                 *t.header()->error, t});
@@ -207,8 +208,8 @@ void blocking_fire(WaitNode* n, TaskHeader*) noexcept {
   b->flag.store(1, std::memory_order_release);
   // The waiter may return (and its stack frame vanish) as soon as it sees the
   // flag; a futex wake on a dead address is harmless.
-  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&b->flag), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr,
-          nullptr, 0);
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&b->flag), FUTEX_WAKE_PRIVATE, INT_MAX,
+          nullptr, nullptr, 0);
 }
 }  // namespace
 
@@ -219,7 +220,8 @@ void block_until_done(TaskHeader* h) {
   b.fire = blocking_fire;
   if (!add_waiter(h, &b)) return;
   while (b.flag.load(std::memory_order_acquire) == 0) {
-    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&b.flag), FUTEX_WAIT_PRIVATE, 0, nullptr, nullptr, 0);
+    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&b.flag), FUTEX_WAIT_PRIVATE, 0, nullptr,
+            nullptr, 0);
   }
 }
 
@@ -275,7 +277,8 @@ Runtime::~Runtime() {
 
 void Runtime::check_not_worker(const char* what) const {
   if (detail::Worker::current() != nullptr)
-    throw RuntimeError(std::string("weft::Runtime::") + what + " cannot be called from a running event loop");
+    throw RuntimeError(std::string("weft::Runtime::") + what +
+                       " cannot be called from a running event loop");
 }
 
 void Runtime::check_open() const {

@@ -4,7 +4,6 @@
 
 #include <cstdio>
 #include <typeinfo>
-
 #include <weft/join_handle.hpp>
 #include <weft/runtime.hpp>
 
@@ -59,7 +58,8 @@ void default_report(const ExceptionContext& ctx) {
       what = "unknown exception";
     }
   }
-  std::fprintf(stderr, "weft: %s%s%s\n", ctx.message.c_str(), what.empty() ? "" : ": ", what.c_str());
+  std::fprintf(stderr, "weft: %s%s%s\n", ctx.message.c_str(), what.empty() ? "" : ": ",
+               what.c_str());
 }
 
 }  // namespace
@@ -122,7 +122,8 @@ void schedule_spawned(TaskHeader* h) {
   }
 }
 
-void runtime_spawn(Runtime* rt, TaskHeader* h, std::coroutine_handle<> root, std::string_view name) {
+void runtime_spawn(Runtime* rt, TaskHeader* h, std::coroutine_handle<> root,
+                   std::string_view name) {
   init_spawned(h, root, rt, name);
   schedule_spawned(h);
 }
@@ -209,7 +210,8 @@ void complete_task(TaskHeader* t, bool threw, bool threw_cancel) noexcept {
     rev = n;
   }
   if ((outcome & TaskHeader::kOutcomeError) && unobservable &&
-      !(t->state.fetch_or(TaskHeader::kRetrieved, std::memory_order_acq_rel) & TaskHeader::kRetrieved)) {
+      !(t->state.fetch_or(TaskHeader::kRetrieved, std::memory_order_acq_rel) &
+        TaskHeader::kRetrieved)) {
     // Report now, while the runtime is certainly alive.
     ExceptionContext ctx{"Task exception was never retrieved (task " +
                              (t->extras.load() && !t->extras.load()->name.empty()

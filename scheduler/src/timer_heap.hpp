@@ -11,7 +11,6 @@
 
 #include <cstdint>
 #include <vector>
-
 #include <weft/loop.hpp>
 
 namespace weft::detail {

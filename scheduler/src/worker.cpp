@@ -36,7 +36,10 @@ void callback_timer_fire(TimerNode* t) noexcept {
 Worker* Worker::current() noexcept { return tl_worker; }
 
 Worker::Worker(RuntimeImpl& rt, unsigned index)
-    : rt_(rt), index_(index), rng_(0x9e3779b97f4a7c15ull * (index + 1)), id_seq_(index),
+    : rt_(rt),
+      index_(index),
+      rng_(0x9e3779b97f4a7c15ull * (index + 1)),
+      id_seq_(index),
       id_stride_(rt.num_shards) {}
 
 Worker::~Worker() {
@@ -53,8 +56,7 @@ Worker::~Worker() {
   }
   for (InboxItem* i = inbox_.take_all(); i;) {
     InboxItem* next = i->next;
-    if (i->run == callback_inbox_run)
-      static_cast<CallbackNode*>(i)->release();
+    if (i->run == callback_inbox_run) static_cast<CallbackNode*>(i)->release();
     i = next;
   }
 }
@@ -179,8 +181,8 @@ void Worker::run_task(TaskHeader* t) noexcept {
   std::uint32_t ns;
   do {
     ns = (s & ~TaskHeader::kScheduled) | TaskHeader::kRunning | TaskHeader::kStarted;
-  } while (!t->state.compare_exchange_weak(s, ns, std::memory_order_acq_rel,
-                                           std::memory_order_acquire));
+  } while (
+      !t->state.compare_exchange_weak(s, ns, std::memory_order_acq_rel, std::memory_order_acquire));
   bump(m_.tasks_polled);
 
   bool resume = true;
@@ -316,9 +318,8 @@ void Worker::run_ready_callbacks() noexcept {
 
 void Worker::fire_timers() noexcept {
   if (timers_.empty()) return;
-  std::int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                         Clock::now().time_since_epoch())
-                         .count();
+  std::int64_t now =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
   firing_timers_ = true;
   while (TimerNode* t = timers_.top()) {
     if (t->deadline_ns > now) break;
@@ -416,9 +417,9 @@ void Worker::park() noexcept {
   if (!has_work() && !stop) {
     std::int64_t timeout = -1;
     if (TimerNode* t = timers_.top()) {
-      std::int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                             Clock::now().time_since_epoch())
-                             .count();
+      std::int64_t now =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+              .count();
       timeout = t->deadline_ns > now ? t->deadline_ns - now : 0;
     }
     if (timeout != 0) {

@@ -33,14 +33,13 @@
 #include <liburing.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <condition_variable>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
-
 #include <weft/loop.hpp>
 #include <weft/runtime.hpp>
 
@@ -61,9 +60,9 @@ void callback_timer_fire(TimerNode* t) noexcept;
 /// Counters written by one worker (relaxed load + store: a single writer
 /// needs no read-modify-write), read by anyone.
 struct alignas(64) Counters {
-  std::atomic<std::uint64_t> tasks_polled{0}, tasks_spawned{0}, tasks_stolen{0},
-      steal_attempts{0}, parks{0}, unparks{0}, lifo_polls{0}, global_polls{0}, remote_wakes{0},
-      overflows{0}, sqes_submitted{0}, enter_calls{0}, cqes{0}, wake_syscalls{0};
+  std::atomic<std::uint64_t> tasks_polled{0}, tasks_spawned{0}, tasks_stolen{0}, steal_attempts{0},
+      parks{0}, unparks{0}, lifo_polls{0}, global_polls{0}, remote_wakes{0}, overflows{0},
+      sqes_submitted{0}, enter_calls{0}, cqes{0}, wake_syscalls{0};
 };
 inline void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
   c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
@@ -71,9 +70,9 @@ inline void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
 
 /// user_data values with a meaning of their own (real ops carry a pointer,
 /// which is never this small).
-inline constexpr std::uint64_t kIgnoreToken = 0;    // cancels, skipped results
-inline constexpr std::uint64_t kWakeToken = 1;      // MSG_RING wake-up
-inline constexpr std::uint64_t kEventfdToken = 2;   // the armed eventfd read
+inline constexpr std::uint64_t kIgnoreToken = 0;   // cancels, skipped results
+inline constexpr std::uint64_t kWakeToken = 1;     // MSG_RING wake-up
+inline constexpr std::uint64_t kEventfdToken = 2;  // the armed eventfd read
 
 class Worker final : public Loop {
  public:
@@ -153,7 +152,7 @@ class Worker final : public Loop {
   unsigned lifo_run_ = 0;
   TaskHeader* deferred_head_ = nullptr;  // tasks that yielded this tick
   TaskHeader* deferred_tail_ = nullptr;
-  CallbackNode* ready_head_ = nullptr;   // call_soon FIFO
+  CallbackNode* ready_head_ = nullptr;  // call_soon FIFO
   CallbackNode* ready_tail_ = nullptr;
   TimerHeap timers_;
   std::uint32_t tick_ = 0;
@@ -161,8 +160,8 @@ class Worker final : public Loop {
   std::uint32_t id_seq_;
   std::uint32_t id_stride_;
   bool searching_ = false;
-  bool firing_timers_ = false;             // wakes go to the expedited list
-  TaskHeader* expedited_head_ = nullptr;   // tasks whose timer expired: run first
+  bool firing_timers_ = false;            // wakes go to the expedited list
+  TaskHeader* expedited_head_ = nullptr;  // tasks whose timer expired: run first
   TaskHeader* expedited_tail_ = nullptr;
   std::uint32_t inflight_ = 0;  // user operations awaiting a CQE
 
@@ -206,8 +205,8 @@ class RuntimeImpl {
   /// Waits until no thread is still inside schedule_remote for this runtime.
   void wait_remote_quiescent() const noexcept;
 
-  void start();            // throws RuntimeError if a ring cannot be set up
-  void shutdown();         // the §R end sequence
+  void start();     // throws RuntimeError if a ring cannot be set up
+  void shutdown();  // the §R end sequence
   void stop_workers();
 
   void schedule_remote(TaskHeader* t) noexcept;  // from a non-worker thread
@@ -232,8 +231,8 @@ class RuntimeImpl {
   alignas(64) std::atomic<std::uint32_t> num_searching{0};
   alignas(64) std::atomic<std::uint32_t> num_parked{0};
   alignas(64) std::atomic<std::uint32_t> foreign_ids{0};
-  std::atomic<bool> closed{false};      // no more spawns from outside
-  std::atomic<bool> stopping{false};    // workers exit when idle
+  std::atomic<bool> closed{false};    // no more spawns from outside
+  std::atomic<bool> stopping{false};  // workers exit when idle
   std::atomic<bool> shut_down{false};
   // Threads outside the runtime inside schedule_remote: the task they just
   // queued may run, finish and let the runtime be destroyed while they still

@@ -1,9 +1,8 @@
 // Uses an installed weft the way a user would: find_package(weft) and
 // weft::weft, then a runtime that spawns a task, sleeps and awaits it.
-#include <weft/weft.hpp>
-
 #include <chrono>
 #include <cstdio>
+#include <weft/weft.hpp>
 
 weft::Task<int> child(int x) {
   co_await weft::sleep(std::chrono::milliseconds(1));

@@ -2,7 +2,6 @@
 // Task implementation that relies on the compiler's symmetric transfer would
 // overflow the stack. weft hands control on through a trampoline instead.
 #include <catch2/catch.hpp>
-
 #include <weft/weft.hpp>
 
 #ifdef __OPTIMIZE__
@@ -38,7 +37,8 @@ weft::RuntimeOptions one_worker() {
 
 }  // namespace
 
-TEST_CASE("Task: a million consecutive awaits of finished tasks keep the stack flat at -O0", "[task][o0]") {
+TEST_CASE("Task: a million consecutive awaits of finished tasks keep the stack flat at -O0",
+          "[task][o0]") {
   REQUIRE(weft::run(await_many_in_a_loop(1'000'000), one_worker()) == 1'000'000);
 }
 

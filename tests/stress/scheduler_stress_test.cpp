@@ -10,16 +10,14 @@
 // Release builds run 1,000,000 tasks in all (10 seeds x 100,000); sanitizer
 // builds run fewer (they are 5-20x slower) but the same code paths.
 // Replay one seed with WEFT_STRESS_SEED=<seed> (and WEFT_STRESS_TASKS=<n>).
-#include <catch2/catch.hpp>
-
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
 #include <random>
 #include <thread>
 #include <vector>
-
 #include <weft/weft.hpp>
 
 using namespace std::chrono_literals;
@@ -150,7 +148,8 @@ weft::Task<Counts> driver(int n, std::uint64_t seed) {
 
 }  // namespace
 
-TEST_CASE("stress: random yields, sleeps, cross-worker wakes, errors and cancels, many seeds", "[stress]") {
+TEST_CASE("stress: random yields, sleeps, cross-worker wakes, errors and cancels, many seeds",
+          "[stress]") {
   int tasks = kTasksPerSeed;
   if (const char* t = std::getenv("WEFT_STRESS_TASKS")) tasks = std::atoi(t);
   std::vector<std::uint64_t> seeds;
@@ -161,7 +160,8 @@ TEST_CASE("stress: random yields, sleeps, cross-worker wakes, errors and cancels
     for (int i = 0; i < kSeeds; ++i) seeds.push_back(base + static_cast<std::uint64_t>(i));
   }
   for (std::uint64_t seed : seeds) {
-    INFO("seed " << seed << " (replay: WEFT_STRESS_SEED=" << seed << " WEFT_STRESS_TASKS=" << tasks << ")");
+    INFO("seed " << seed << " (replay: WEFT_STRESS_SEED=" << seed << " WEFT_STRESS_TASKS=" << tasks
+                 << ")");
     weft::RuntimeOptions o;
     o.workers = 2;
     weft::Runtime rt(o);

@@ -7,7 +7,6 @@
 #include <mutex>
 #include <string>
 #include <vector>
-
 #include <weft/weft.hpp>
 
 namespace weft_test {

@@ -9,9 +9,8 @@
 //       wrap; the cross-thread halves are tested below as "B (threads)".
 //   B22 (part) asyncio.TimeoutError *is* the builtin TimeoutError: C++ has no
 //       builtin; weft::TimeoutError is checked to be a weft::Error.
-#include <catch2/catch.hpp>
-
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <stdexcept>
 #include <string>
@@ -31,7 +30,8 @@ struct MyError : std::runtime_error {
 };
 }  // namespace
 
-TEST_CASE("B14 a new future is pending: result() and exception() throw InvalidStateError", "[future]") {
+TEST_CASE("B14 a new future is pending: result() and exception() throw InvalidStateError",
+          "[future]") {
   weft::Promise<int> p(nullptr);
   weft::Future<int> f = p.get_future();
   CHECK(f.valid());
@@ -47,7 +47,8 @@ TEST_CASE("B14 a new future is pending: result() and exception() throw InvalidSt
   CHECK_THROWS_AS(fv.exception(), weft::InvalidStateError);
 }
 
-TEST_CASE("B14 a pending task's result() and exception() throw InvalidStateError", "[future][task]") {
+TEST_CASE("B14 a pending task's result() and exception() throw InvalidStateError",
+          "[future][task]") {
   struct Out {
     bool done = true, cancelled = true;
     int result_ise = 0, exception_ise = 0;
@@ -82,7 +83,8 @@ TEST_CASE("B14 a pending task's result() and exception() throw InvalidStateError
   CHECK(o.value == 9);
 }
 
-TEST_CASE("B15 after set_result: result, no exception, further set_* and cancel refused", "[future]") {
+TEST_CASE("B15 after set_result: result, no exception, further set_* and cancel refused",
+          "[future]") {
   weft::Promise<std::string> p(nullptr);
   weft::Future<std::string> f = p.get_future();
   p.set_result("v");
@@ -137,8 +139,9 @@ TEST_CASE("B16 after set_exception: result rethrows the same object, exception()
   CHECK_FALSE(q.done());
 }
 
-TEST_CASE("B17 cancel: true once, then false; result/exception raise CancelledError(msg); set_* refused",
-          "[future]") {
+TEST_CASE(
+    "B17 cancel: true once, then false; result/exception raise CancelledError(msg); set_* refused",
+    "[future]") {
   weft::Promise<int> p(nullptr);
   weft::Future<int> f = p.get_future();
   CHECK(f.cancel("m"));
@@ -237,7 +240,8 @@ TEST_CASE("B18 a done callback added to a done future is queued, not run synchro
     p.set_result(8);
     weft::Loop& loop = weft::running_loop();
     loop.call_soon([&] { log.entries.push_back("before"); });
-    f.add_done_callback([&](weft::Future<int> g) { log.entries.push_back("cb=" + std::to_string(g.result())); });
+    f.add_done_callback(
+        [&](weft::Future<int> g) { log.entries.push_back("cb=" + std::to_string(g.result())); });
     log.ran_inside_set = !log.entries.empty();
     weft::Promise<void> done;
     weft::Future<void> d = done.get_future();
@@ -253,8 +257,9 @@ TEST_CASE("B18 a done callback added to a done future is queued, not run synchro
   CHECK(log.entries == std::vector<std::string>{"before", "cb=8", "after"});
 }
 
-TEST_CASE("B18 (threads) a done callback runs on the registering loop when a foreign thread completes",
-          "[future][threads]") {
+TEST_CASE(
+    "B18 (threads) a done callback runs on the registering loop when a foreign thread completes",
+    "[future][threads]") {
   auto main = []() -> weft::Task<bool> {
     weft::Loop* mine = &weft::running_loop();
     weft::Promise<int> p;
@@ -288,7 +293,8 @@ TEST_CASE("B18 (threads) a done callback registered outside the runtime runs on 
 
   // Outside the runtime, on a future bound to no runtime: nowhere to queue it.
   weft::Promise<int> orphan(nullptr);
-  CHECK_THROWS_AS(orphan.get_future().add_done_callback([](weft::Future<int>) {}), weft::RuntimeError);
+  CHECK_THROWS_AS(orphan.get_future().add_done_callback([](weft::Future<int>) {}),
+                  weft::RuntimeError);
 }
 
 TEST_CASE("B20 awaiting a done future does not suspend, and awaiting it again gives the same value",
@@ -406,7 +412,8 @@ TEST_CASE("B22 a catch (std::exception&) in a task does not swallow its cancella
   CHECK(o.future_cancelled);
 }
 
-TEST_CASE("B (threads) futures completed from foreign threads wake the awaiting task", "[future][threads]") {
+TEST_CASE("B (threads) futures completed from foreign threads wake the awaiting task",
+          "[future][threads]") {
   auto main = []() -> weft::Task<long> {
     long sum = 0;
     for (int i = 1; i <= 50; ++i) {
@@ -421,9 +428,10 @@ TEST_CASE("B (threads) futures completed from foreign threads wake the awaiting 
   CHECK(weft::run(main(), workers(2)) == 50 * 51 / 2);
 }
 
-TEST_CASE("B (threads) Future::get blocks a foreign thread; get(timeout) throws TimeoutError; "
-          "get() on a worker throws RuntimeError",
-          "[future][threads]") {
+TEST_CASE(
+    "B (threads) Future::get blocks a foreign thread; get(timeout) throws TimeoutError; "
+    "get() on a worker throws RuntimeError",
+    "[future][threads]") {
   weft::Runtime rt(workers(2));
   weft::Promise<int> p(&rt);
   weft::Future<int> f = p.get_future();

@@ -18,9 +18,8 @@
 // Callback/task relative order is unspecified in weft (loop.hpp), so every
 // ordering test observes callbacks only, and waits for them with a Promise
 // completed by the last callback.
-#include <catch2/catch.hpp>
-
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <stdexcept>
 #include <string>
@@ -146,7 +145,8 @@ TEST_CASE("A3 timers fire in deadline order, not registration order", "[loop][ti
   REQUIRE(weft::run(main(), workers(1)) == std::vector<char>{'y', 'z', 'x'});
 }
 
-TEST_CASE("A3 negative delays mean already due but are still ordered by deadline", "[loop][timer]") {
+TEST_CASE("A3 negative delays mean already due but are still ordered by deadline",
+          "[loop][timer]") {
   auto main = []() -> weft::Task<std::vector<char>> {
     std::vector<char> log;
     weft::Promise<void> done;
@@ -328,7 +328,8 @@ TEST_CASE("A8 call_soon_threadsafe from a foreign thread wakes a parked loop", "
         std::this_thread::yield();
       r->loop(0).call_soon_threadsafe([&] {
         o.before_timer = weft::Clock::now() < due;
-        o.on_loop_thread = std::this_thread::get_id() == loop_thread && weft::Loop::current() == &loop;
+        o.on_loop_thread =
+            std::this_thread::get_id() == loop_thread && weft::Loop::current() == &loop;
         p.set_result();
       });
     });
@@ -448,9 +449,10 @@ TEST_CASE("A11 block_on, run and Runtime construction from inside a worker throw
   CHECK(o.run_what.find("cannot be called from a running event loop") != std::string::npos);
 }
 
-TEST_CASE("A12 after shutdown, spawn, block_on and call_soon_threadsafe throw RuntimeError; "
-          "shutdown is idempotent",
-          "[loop][runtime]") {
+TEST_CASE(
+    "A12 after shutdown, spawn, block_on and call_soon_threadsafe throw RuntimeError; "
+    "shutdown is idempotent",
+    "[loop][runtime]") {
   weft::Runtime rt(workers(2));
   auto body = []() -> weft::Task<int> { co_return 7; };
   REQUIRE(rt.block_on(body()) == 7);

@@ -8,9 +8,8 @@
 //        KeyboardInterrupt): weft installs no signal handling yet.
 //   R117 (part) a non-coroutine argument -> ValueError: the C++ analogue
 //        tested is an empty (moved-from) Task.
-#include <catch2/catch.hpp>
-
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <stdexcept>
 #include <string>
@@ -186,8 +185,7 @@ TEST_CASE("R118 run reports the non-cancel errors of the tasks it cancelled, aft
 // (task.cpp) may report the same error a second time as "Task exception was
 // never retrieved": it fires the waiters (waking shutdown) before it checks
 // `refs == 1`, and does not look at kRetrieved. See task_test.cpp, C24.
-TEST_CASE("R118 an error of a task cancelled at shutdown is reported exactly once",
-          "[run]") {
+TEST_CASE("R118 an error of a task cancelled at shutdown is reported exactly once", "[run]") {
   int total = 0, runs = 0;
   for (int i = 0; i < 20; ++i) {
     std::atomic<int> cleaned{0};
@@ -255,9 +253,10 @@ TEST_CASE("R119 repeated block_on calls share one runtime; tasks live on between
   CHECK(seen2 == &rt);
 }
 
-TEST_CASE("R119 after shutdown (idempotent) block_on and spawn throw RuntimeError; block_on on a "
-          "worker throws",
-          "[run]") {
+TEST_CASE(
+    "R119 after shutdown (idempotent) block_on and spawn throw RuntimeError; block_on on a "
+    "worker throws",
+    "[run]") {
   weft::Runtime rt(workers(1));
   auto one = []() -> weft::Task<int> { co_return 1; };
   auto nested = [](weft::Runtime* r, decltype(one)* mk) -> weft::Task<bool> {

@@ -1,14 +1,12 @@
 // The scheduler's own promises (DESIGN.md §2-§4): work is really stolen, an
 // idle runtime sleeps, I/O operations go through the ring, metrics count.
-#include <catch2/catch.hpp>
-
 #include <sys/resource.h>
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <thread>
 #include <vector>
-
 #include <weft/weft.hpp>
 
 using namespace std::chrono_literals;
@@ -65,13 +63,14 @@ TEST_CASE("work stealing: tasks spawned by one task run on both workers", "[sche
   CHECK(on0 > 0);
   CHECK(on1 > 0);
   weft::WorkerMetrics m = rt.metrics().total();
-  INFO("stolen " << m.tasks_stolen << ", steal attempts " << m.steal_attempts << ", parks " << m.parks
-                 << ", unparks " << m.unparks << ", wake syscalls " << m.wake_syscalls << ", global polls "
-                 << m.global_polls);
+  INFO("stolen " << m.tasks_stolen << ", steal attempts " << m.steal_attempts << ", parks "
+                 << m.parks << ", unparks " << m.unparks << ", wake syscalls " << m.wake_syscalls
+                 << ", global polls " << m.global_polls);
   CHECK(m.tasks_stolen + m.global_polls > 0);
 }
 
-TEST_CASE("parking: an idle runtime with 2 workers uses under 1% CPU over a second", "[scheduler]") {
+TEST_CASE("parking: an idle runtime with 2 workers uses under 1% CPU over a second",
+          "[scheduler]") {
   weft::Runtime rt(workers(2));
   rt.block_on([]() -> weft::Task<void> { co_return; }());  // workers are up
   // The measurement window: the test thread sleeps, the workers must too.

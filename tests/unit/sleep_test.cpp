@@ -8,9 +8,8 @@
 //       iteration", is tested.
 //
 // The only wall-clock assertions are lower bounds on sleep ("at least d").
-#include <catch2/catch.hpp>
-
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cmath>
 #include <string>
@@ -39,7 +38,8 @@ TEST_CASE("D38 sleep(d) finishes after at least d of loop time", "[sleep]") {
   auto took = weft::run(main(), workers(2));
   REQUIRE(took.size() == 3);
   CHECK(took[0] >= 20ms);
-  CHECK(took[1] >= std::chrono::duration_cast<weft::Duration>(std::chrono::duration<double, std::milli>(5.5)));
+  CHECK(took[1] >=
+        std::chrono::duration_cast<weft::Duration>(std::chrono::duration<double, std::milli>(5.5)));
   CHECK(took[2] >= 3ms);
 }
 
@@ -141,7 +141,8 @@ TEST_CASE("D38 cancelling a sleeping task cancels its sleep at once", "[sleep][c
   CHECK(weft::run(main(&sleeper), workers(2)) == 1);
 }
 
-TEST_CASE("D38 (threads) sleeping tasks cancelled from a foreign thread end cancelled", "[sleep][cancel][threads]") {
+TEST_CASE("D38 (threads) sleeping tasks cancelled from a foreign thread end cancelled",
+          "[sleep][cancel][threads]") {
   // Many sleepers on two workers, cancelled from outside: the cancel is
   // handled on whichever worker picks the task, often not the one whose heap
   // holds the timer (the cross-worker path of sleep.hpp).
@@ -176,7 +177,8 @@ TEST_CASE("D38 (threads) sleeping tasks cancelled from a foreign thread end canc
   for (auto& h : hs) CHECK(h.cancelled());
 }
 
-TEST_CASE("D38 a cancel that is already pending when sleep is awaited raises at once", "[sleep][cancel]") {
+TEST_CASE("D38 a cancel that is already pending when sleep is awaited raises at once",
+          "[sleep][cancel]") {
   auto body = []() -> weft::Task<int> {
     weft::current_task().cancel("early");
     try {
@@ -191,9 +193,9 @@ TEST_CASE("D38 a cancel that is already pending when sleep is awaited raises at 
 
 namespace {
 struct IterLog {
-  bool before_ran = false;       // queued before the sleep: must have run
-  bool next_iter_ran = false;    // queued by `before`: must not have run yet
-  bool due_timer_ran = false;    // a timer already due: fires in that iteration
+  bool before_ran = false;     // queued before the sleep: must have run
+  bool next_iter_ran = false;  // queued by `before`: must not have run yet
+  bool due_timer_ran = false;  // a timer already due: fires in that iteration
 };
 
 template <class Suspend>
@@ -222,14 +224,19 @@ TEST_CASE("D39 sleep(0) suspends for exactly one loop iteration", "[sleep]") {
     CHECK(log.due_timer_ran);
     CHECK_FALSE(log.next_iter_ran);
   };
-  SECTION("sleep(0)") { check(weft::run(one_iteration([] { return weft::sleep(0s); }), workers(1))); }
+  SECTION("sleep(0)") {
+    check(weft::run(one_iteration([] { return weft::sleep(0s); }), workers(1)));
+  }
   SECTION("sleep(negative)") {
     check(weft::run(one_iteration([] { return weft::sleep(-5s); }), workers(1)));
   }
   SECTION("sleep_until(past)") {
-    check(weft::run(one_iteration([] { return weft::sleep_until(weft::Clock::now() - 1s); }), workers(1)));
+    check(weft::run(one_iteration([] { return weft::sleep_until(weft::Clock::now() - 1s); }),
+                    workers(1)));
   }
-  SECTION("yield_now()") { check(weft::run(one_iteration([] { return weft::yield_now(); }), workers(1))); }
+  SECTION("yield_now()") {
+    check(weft::run(one_iteration([] { return weft::yield_now(); }), workers(1)));
+  }
 }
 
 TEST_CASE("D39 sleep(0) and yield_now go behind every task already queued", "[sleep]") {

@@ -10,9 +10,8 @@
 //   C36 (part) SystemExit/KeyboardInterrupt: the C++ analogue tested is an
 //       exception type outside std::exception thrown while handling a cancel.
 
-#include <catch2/catch.hpp>
-
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <set>
 #include <stdexcept>
@@ -49,7 +48,8 @@ weft::Task<int> blocked_on(weft::Future<int> f, weft::Promise<void>* started, st
 // ---------------------------------------------------------------------------
 // C23 spawn
 
-TEST_CASE("C23 spawn runs none of the body synchronously; tasks start in creation order", "[task]") {
+TEST_CASE("C23 spawn runs none of the body synchronously; tasks start in creation order",
+          "[task]") {
   struct Out {
     std::vector<int> at_spawn, after_yield;
   };
@@ -73,9 +73,10 @@ TEST_CASE("C23 spawn runs none of the body synchronously; tasks start in creatio
   CHECK(o.after_yield == std::vector<int>{0, 1, 2, 3, 4});
 }
 
-TEST_CASE("C23 a Task is lazy: calling the coroutine runs nothing; dropping it unstarted destroys "
-          "its frame",
-          "[task]") {
+TEST_CASE(
+    "C23 a Task is lazy: calling the coroutine runs nothing; dropping it unstarted destroys "
+    "its frame",
+    "[task]") {
   weft_test::Counters c;
   bool ran = false;
   auto body = [](weft_test::Tracked t, bool* flag) -> weft::Task<int> {
@@ -249,9 +250,10 @@ TEST_CASE("C24 (contract) a task exception nobody retrieved is reported when its
 // woken by that fire (block_on's thread, or an awaiting task on another
 // worker) can retrieve the error and drop its handle in between, and the
 // error is then reported as "never retrieved" although it was rethrown.
-TEST_CASE("C24 (contract) an exception retrieved by block_on or co_await is never reported as "
-          "unretrieved",
-          "[task]") {
+TEST_CASE(
+    "C24 (contract) an exception retrieved by block_on or co_await is never reported as "
+    "unretrieved",
+    "[task]") {
   weft_test::HandlerLog log;
   weft::RuntimeOptions opts = workers(2);
   log.install(opts);
@@ -309,9 +311,10 @@ TEST_CASE("C24 Task<T> copyable value: co_await moves, no copies; the frame's va
   CHECK(c.live() == 0);
 }
 
-TEST_CASE("C24 JoinHandle<T>: result() is a reference, co_await h copies once, co_await move(h) "
-          "moves",
-          "[task][values]") {
+TEST_CASE(
+    "C24 JoinHandle<T>: result() is a reference, co_await h copies once, co_await move(h) "
+    "moves",
+    "[task][values]") {
   weft_test::Counters c;
   struct Out {
     int copies_after_result = -1, copies_after_await = -1, copies_after_move = -1;
@@ -497,8 +500,9 @@ TEST_CASE("C25 (threads) cancel() from a foreign thread reaches a task blocked o
   CHECK_FALSE(h.cancel());
 }
 
-TEST_CASE("C26 cancel before the first step runs none of the body; CancelledError carries the message",
-          "[task][cancel]") {
+TEST_CASE(
+    "C26 cancel before the first step runs none of the body; CancelledError carries the message",
+    "[task][cancel]") {
   struct Out {
     bool ran = true, cancel_ok = false, cancelled = false;
     std::string msg;
@@ -530,7 +534,8 @@ TEST_CASE("C26 cancel before the first step runs none of the body; CancelledErro
 TEST_CASE("C27 cancel() is a request: two calls while pending both return true, cancelling() == 2",
           "[task][cancel]") {
   struct Out {
-    bool c1 = false, c2 = false, done_before = true, cancelled_before = true, cancelled_after = false;
+    bool c1 = false, c2 = false, done_before = true, cancelled_before = true,
+         cancelled_after = false;
     int cancelling = 0;
   };
   auto main = []() -> weft::Task<Out> {
@@ -582,7 +587,8 @@ TEST_CASE("C28 a task that catches CancelledError and returns completes normally
   CHECK_FALSE(cancelled);
 }
 
-TEST_CASE("C28 a task may swallow the cancellation and go on awaiting other futures", "[task][cancel]") {
+TEST_CASE("C28 a task may swallow the cancellation and go on awaiting other futures",
+          "[task][cancel]") {
   auto ignorer = [](weft::Future<int> f, weft::Future<int> g) -> weft::Task<int> {
     int base = 0;
     try {
@@ -664,7 +670,8 @@ TEST_CASE("C30 a pending cancel is forwarded to the next awaited task and that t
     bool outer_cancelled = false, nested_cancelled = false, fut_cancelled = false, raised = false;
   };
   auto nested = [](weft::Future<int> f) -> weft::Task<int> { co_return co_await f; };
-  auto outer = [](decltype(nested)* mk, weft::Future<int> f, weft::JoinHandle<int>* out) -> weft::Task<int> {
+  auto outer = [](decltype(nested)* mk, weft::Future<int> f,
+                  weft::JoinHandle<int>* out) -> weft::Task<int> {
     *out = weft::spawn((*mk)(f));
     co_await weft::yield_now();  // the nested task starts and blocks on f
     weft::current_task().cancel();
@@ -712,7 +719,8 @@ TEST_CASE("C30 a pending cancel is forwarded to the next awaited future", "[task
   CHECK(weft::run(main(&body), workers(1)) == "fwd");
 }
 
-TEST_CASE("C31 cancelling the future a task awaits raises CancelledError in the task", "[task][cancel]") {
+TEST_CASE("C31 cancelling the future a task awaits raises CancelledError in the task",
+          "[task][cancel]") {
   struct Out {
     std::string seen;
     bool cancelled = false;
@@ -744,8 +752,9 @@ TEST_CASE("C31 cancelling the future a task awaits raises CancelledError in the 
   }
 }
 
-TEST_CASE("C31 (threads) a future cancelled from a foreign thread raises CancelledError in the task",
-          "[task][cancel][threads]") {
+TEST_CASE(
+    "C31 (threads) a future cancelled from a foreign thread raises CancelledError in the task",
+    "[task][cancel][threads]") {
   weft::Runtime rt(workers(2));
   weft::Promise<int> p(&rt);
   weft::Future<int> f = p.get_future();
@@ -768,7 +777,8 @@ TEST_CASE("C31 (threads) a future cancelled from a foreign thread raises Cancell
   CHECK(h.cancelled());
 }
 
-TEST_CASE("C31 cancelling both the task and its inner future ends the task cancelled", "[task][cancel]") {
+TEST_CASE("C31 cancelling both the task and its inner future ends the task cancelled",
+          "[task][cancel]") {
   auto main = []() -> weft::Task<std::pair<bool, bool>> {
     weft::Promise<int> p;
     weft::Future<int> f = p.get_future();
@@ -832,8 +842,9 @@ TEST_CASE("C32 cancellation unwinds nested coroutine frames innermost-first (pro
   CHECK_FALSE(o.task_cancelled);
 }
 
-TEST_CASE("C33 cancel(msg): awaiting the cancelled task raises CancelledError(msg); no msg -> empty",
-          "[task][cancel]") {
+TEST_CASE(
+    "C33 cancel(msg): awaiting the cancelled task raises CancelledError(msg); no msg -> empty",
+    "[task][cancel]") {
   struct Out {
     std::string awaited, result, exception, seen_inside, plain;
   };
@@ -938,7 +949,8 @@ TEST_CASE("C34 uncancel() after completion leaves cancelled() unchanged", "[task
   CHECK_FALSE(normal_cancelled);
 }
 
-TEST_CASE("C34 a task that catches its cancellation and uncancels goes on uncancelled", "[task][cancel]") {
+TEST_CASE("C34 a task that catches its cancellation and uncancels goes on uncancelled",
+          "[task][cancel]") {
   auto body = [](weft::Future<int> f, weft::Future<int> g) -> weft::Task<std::pair<int, int>> {
     int left = -1;
     try {
@@ -967,9 +979,10 @@ TEST_CASE("C34 a task that catches its cancellation and uncancels goes on uncanc
   CHECK(cancelling == 0);
 }
 
-TEST_CASE("C35 awaiting a task that suppresses the forwarded cancel: the awaiter gets its value and "
-          "is not cancelled",
-          "[task][cancel]") {
+TEST_CASE(
+    "C35 awaiting a task that suppresses the forwarded cancel: the awaiter gets its value and "
+    "is not cancelled",
+    "[task][cancel]") {
   struct Out {
     int value = 0, cancelling_inside = -1;
     bool outer_cancelled = true, inner_cancelled = true, yield_raised = true;
@@ -1013,9 +1026,10 @@ TEST_CASE("C35 awaiting a task that suppresses the forwarded cancel: the awaiter
   CHECK_FALSE(o.inner_cancelled);
 }
 
-TEST_CASE("C36 a non-std exception raised while handling a cancel propagates out of run; the task "
-          "is done with it, not cancelled",
-          "[task][cancel]") {
+TEST_CASE(
+    "C36 a non-std exception raised while handling a cancel propagates out of run; the task "
+    "is done with it, not cancelled",
+    "[task][cancel]") {
   struct Out {
     bool done = false, cancelled = true, exception_set = false;
   };

@@ -32,7 +32,9 @@ class CancelledError final {
   CancelledError() = default;
   explicit CancelledError(std::string message) : message_(std::move(message)) {}
   const std::string& message() const noexcept { return message_; }
-  const char* what() const noexcept { return message_.empty() ? "CancelledError" : message_.c_str(); }
+  const char* what() const noexcept {
+    return message_.empty() ? "CancelledError" : message_.c_str();
+  }
 
  private:
   std::string message_;

@@ -29,7 +29,6 @@
 #include <string>
 #include <type_traits>
 #include <utility>
-
 #include <weft/clock.hpp>
 #include <weft/detail/frame_alloc.hpp>
 #include <weft/detail/task_header.hpp>
@@ -47,7 +46,13 @@ class RuntimeImpl;
 /// The type-independent part of a future's shared state (future.cpp).
 class FutureCore {
  public:
-  enum Status : std::uint32_t { kPending = 0, kSetting = 1, kValue = 2, kError = 3, kCancelled = 4 };
+  enum Status : std::uint32_t {
+    kPending = 0,
+    kSetting = 1,
+    kValue = 2,
+    kError = 3,
+    kCancelled = 4
+  };
 
   /// Binds to `rt` (may be null) and keeps its internals alive.
   explicit FutureCore(Runtime* rt) noexcept;
@@ -62,7 +67,9 @@ class FutureCore {
   void release() noexcept {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
-  Status status() const noexcept { return static_cast<Status>(status_.load(std::memory_order_acquire)); }
+  Status status() const noexcept {
+    return static_cast<Status>(status_.load(std::memory_order_acquire));
+  }
   bool done() const noexcept { return status() >= kValue; }
 
   /// Claims the right to complete; false if already completed or claimed.
@@ -156,9 +163,9 @@ class Future {
   }
   /// As get(), but throws TimeoutError if not done within `timeout`.
   T get(Duration timeout) const {
-    std::int64_t deadline =
-        std::chrono::duration_cast<std::chrono::nanoseconds>((Clock::now() + timeout).time_since_epoch())
-            .count();
+    std::int64_t deadline = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                (Clock::now() + timeout).time_since_epoch())
+                                .count();
     if (!s_->wait_blocking(deadline)) throw TimeoutError("weft::Future::get: timed out");
     return copy_result();
   }
@@ -208,8 +215,7 @@ template <class T>
 class Promise {
  public:
   /// A new pending future bound to the current runtime (or to `rt`).
-  explicit Promise(Runtime* rt = detail::current_runtime())
-      : s_(new detail::FutureState<T>(rt)) {}
+  explicit Promise(Runtime* rt = detail::current_runtime()) : s_(new detail::FutureState<T>(rt)) {}
   Promise(Promise&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
   Promise& operator=(Promise&& o) noexcept {
     std::swap(s_, o.s_);

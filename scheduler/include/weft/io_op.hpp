@@ -26,7 +26,6 @@
 #include <cstdint>
 #include <system_error>
 #include <utility>
-
 #include <weft/detail/task_header.hpp>
 
 namespace weft::detail {
@@ -92,6 +91,8 @@ namespace weft::io {
 
 /// An IORING_OP_NOP through the full operation path (prepare, submit with the
 /// tick, reap, wake). Resolves to 0. Throws CancelledError if cancelled.
-inline detail::IoOp<detail::NopPrep> nop() { return detail::IoOp<detail::NopPrep>(detail::NopPrep{}); }
+inline detail::IoOp<detail::NopPrep> nop() {
+  return detail::IoOp<detail::NopPrep>(detail::NopPrep{});
+}
 
 }  // namespace weft::io

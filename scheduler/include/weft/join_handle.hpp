@@ -35,7 +35,6 @@
 #include <string_view>
 #include <utility>
 #include <vector>
-
 #include <weft/errors.hpp>
 #include <weft/loop.hpp>
 #include <weft/task.hpp>
@@ -100,7 +99,9 @@ class TaskRef {
   /// task is already done. Throws std::bad_alloc only (storing msg).
   bool cancel(const std::string& msg = {}) const { return h_ && detail::request_cancel(h_, &msg); }
   /// Number of cancel requests not withdrawn by uncancel().
-  int cancelling() const noexcept { return h_ ? h_->cancelling.load(std::memory_order_acquire) : 0; }
+  int cancelling() const noexcept {
+    return h_ ? h_->cancelling.load(std::memory_order_acquire) : 0;
+  }
   /// Withdraws one cancel request; returns the new count. At zero a request
   /// not yet delivered is dropped. Never throws.
   int uncancel() const noexcept;
@@ -123,7 +124,9 @@ class TaskRef {
   detail::TaskHeader* header() const noexcept { return h_; }
 
  protected:
-  std::uint32_t state() const noexcept { return h_ ? h_->state.load(std::memory_order_acquire) : 0; }
+  std::uint32_t state() const noexcept {
+    return h_ ? h_->state.load(std::memory_order_acquire) : 0;
+  }
   /// Throws the outcome if it is an error/cancel; marks it retrieved.
   void check_outcome() const;
   detail::TaskHeader* h_ = nullptr;

@@ -30,7 +30,6 @@
 #include <new>
 #include <type_traits>
 #include <utility>
-
 #include <weft/clock.hpp>
 #include <weft/detail/task_header.hpp>
 
@@ -101,9 +100,7 @@ class Handle {
     if (n_) n_->cancelled.store(true, std::memory_order_release);
   }
   /// True once cancel() was called.
-  bool cancelled() const noexcept {
-    return n_ && n_->cancelled.load(std::memory_order_acquire);
-  }
+  bool cancelled() const noexcept { return n_ && n_->cancelled.load(std::memory_order_acquire); }
 
  protected:
   detail::CallbackNode* n_ = nullptr;
@@ -145,7 +142,8 @@ class Loop {
   TimerHandle call_at(TimePoint when, F&& f) {
     check_owner("call_at");
     detail::CallbackNode* n = detail::make_callback(std::forward<F>(f));
-    n->deadline_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(when.time_since_epoch()).count();
+    n->deadline_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(when.time_since_epoch()).count();
     TimerHandle h(n);
     post_timer(n);
     return h;

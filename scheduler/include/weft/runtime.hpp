@@ -18,7 +18,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-
 #include <weft/clock.hpp>
 #include <weft/errors.hpp>
 #include <weft/join_handle.hpp>
@@ -78,21 +77,21 @@ struct RuntimeOptions {
 /// Counters of one worker, read with relaxed loads (approximate while the
 /// runtime runs, exact after it stops).
 struct WorkerMetrics {
-  std::uint64_t tasks_polled = 0;      // task steps run
-  std::uint64_t tasks_spawned = 0;     // spawns made on this worker
-  std::uint64_t tasks_stolen = 0;      // tasks this worker stole from others
-  std::uint64_t steal_attempts = 0;    // attempts, successful or not
-  std::uint64_t parks = 0;             // times the worker blocked in the ring wait
-  std::uint64_t unparks = 0;           // wake-ups sent to this worker
-  std::uint64_t lifo_polls = 0;        // steps taken from the LIFO slot
-  std::uint64_t global_polls = 0;      // tasks taken from the injection queue
-  std::uint64_t remote_wakes = 0;      // wakes of tasks last run on another worker
-  std::uint64_t overflows = 0;         // local queue overflows to the injection queue
-  std::uint64_t sqes_submitted = 0;    // SQEs handed to the kernel
-  std::uint64_t enter_calls = 0;       // io_uring_enter system calls
-  std::uint64_t cqes = 0;              // CQEs reaped
-  std::uint64_t wake_syscalls = 0;     // wake-ups this worker sent to parked workers
-  std::uint64_t local_queue_depth = 0; // tasks in its local queue now
+  std::uint64_t tasks_polled = 0;       // task steps run
+  std::uint64_t tasks_spawned = 0;      // spawns made on this worker
+  std::uint64_t tasks_stolen = 0;       // tasks this worker stole from others
+  std::uint64_t steal_attempts = 0;     // attempts, successful or not
+  std::uint64_t parks = 0;              // times the worker blocked in the ring wait
+  std::uint64_t unparks = 0;            // wake-ups sent to this worker
+  std::uint64_t lifo_polls = 0;         // steps taken from the LIFO slot
+  std::uint64_t global_polls = 0;       // tasks taken from the injection queue
+  std::uint64_t remote_wakes = 0;       // wakes of tasks last run on another worker
+  std::uint64_t overflows = 0;          // local queue overflows to the injection queue
+  std::uint64_t sqes_submitted = 0;     // SQEs handed to the kernel
+  std::uint64_t enter_calls = 0;        // io_uring_enter system calls
+  std::uint64_t cqes = 0;               // CQEs reaped
+  std::uint64_t wake_syscalls = 0;      // wake-ups this worker sent to parked workers
+  std::uint64_t local_queue_depth = 0;  // tasks in its local queue now
 };
 
 struct Metrics {

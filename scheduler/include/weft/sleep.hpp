@@ -14,7 +14,6 @@
 #include <cmath>
 #include <coroutine>
 #include <type_traits>
-
 #include <weft/clock.hpp>
 #include <weft/detail/task_header.hpp>
 #include <weft/errors.hpp>
@@ -33,9 +32,9 @@ bool sleep_suspend(SleepState* s, std::coroutine_handle<> h);
 /// The part of a sleep that the owning loop's timer heap and inbox refer to.
 struct SleepState : TimerNode, Suspension, InboxItem {
   TaskHeader* task = nullptr;
-  void* owner = nullptr;                 // the Worker whose heap holds `timer`
-  std::atomic<std::uint8_t> phase{0};    // see timers.cpp
-  bool cancelled = false;                // completed by a cancel
+  void* owner = nullptr;               // the Worker whose heap holds `timer`
+  std::atomic<std::uint8_t> phase{0};  // see timers.cpp
+  bool cancelled = false;              // completed by a cancel
 };
 
 struct YieldAwaiter {

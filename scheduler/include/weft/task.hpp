@@ -30,7 +30,6 @@
 #include <new>
 #include <type_traits>
 #include <utility>
-
 #include <weft/detail/frame_alloc.hpp>
 #include <weft/detail/task_header.hpp>
 

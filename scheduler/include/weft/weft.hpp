@@ -8,13 +8,12 @@
 #include <weft/clock.hpp>
 #include <weft/errors.hpp>
 #include <weft/future.hpp>
+#include <weft/io.hpp>
 #include <weft/io_op.hpp>
 #include <weft/join_handle.hpp>
 #include <weft/loop.hpp>
 #include <weft/runtime.hpp>
 #include <weft/sleep.hpp>
+#include <weft/sync.hpp>
 #include <weft/task.hpp>
 #include <weft/version.hpp>
-
-#include <weft/io.hpp>
-#include <weft/sync.hpp>

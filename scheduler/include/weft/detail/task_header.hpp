@@ -98,20 +98,21 @@ struct TaskHeader {
   static constexpr std::uint32_t kOutcomeError = 1u << 6;      // ended with an exception
   static constexpr std::uint32_t kOutcomeCancelled = 1u << 7;  // ended cancelled
   static constexpr std::uint32_t kRetrieved = 1u << 8;         // someone looked at the outcome
-  static constexpr std::uint32_t kYielded = 1u << 9;           // notified by yield_now: requeue behind all ready work
+  static constexpr std::uint32_t kYielded =
+      1u << 9;  // notified by yield_now: requeue behind all ready work
 
   std::atomic<std::uint32_t> state{0};
   std::atomic<std::uint32_t> refs{0};
-  TaskHeader* next = nullptr;             // run-queue link (owned by the holding queue)
-  std::coroutine_handle<> resume_point;   // owner: innermost suspended coroutine
-  Suspension* waiting_on = nullptr;       // owner: current wait, null when none
+  TaskHeader* next = nullptr;            // run-queue link (owned by the holding queue)
+  std::coroutine_handle<> resume_point;  // owner: innermost suspended coroutine
+  Suspension* waiting_on = nullptr;      // owner: current wait, null when none
   std::atomic<WaitNode*> waiters{nullptr};
-  TaskHeader* reg_prev = nullptr;         // runtime registry links (under the shard lock)
+  TaskHeader* reg_prev = nullptr;  // runtime registry links (under the shard lock)
   TaskHeader* reg_next = nullptr;
   Runtime* runtime = nullptr;
-  std::coroutine_handle<> root;           // the spawned coroutine, destroyed with the last ref
+  std::coroutine_handle<> root;  // the spawned coroutine, destroyed with the last ref
   std::atomic<TaskExtras*> extras{nullptr};
-  std::exception_ptr* error = nullptr;    // points into the promise
+  std::exception_ptr* error = nullptr;  // points into the promise
   std::atomic<std::int32_t> cancelling{0};
   std::uint32_t id = 0;
   std::uint16_t shard = 0;
