@@ -55,13 +55,14 @@ struct Args {
 
 [[noreturn]] void usage(const std::string& msg) {
   std::fprintf(stderr, "%s: %s\n", kProg, msg.c_str());
-  std::fprintf(stderr,
-               "usage: %s --workload NAME [--workers 2] [--n N] [--t T] [--y Y] [--p P] [--r R]\n"
-               "       [--depth D] [--seed S] [--ops OPS]\n"
-               "       [--ring-entries 256] [--lifo-slot 0|1] [--lifo-cap 3]\n"
-               "       [--global-queue-interval 31] [--event-interval 61] [--max-searching 0]\n"
-               "       [--spin-before-park 32] [--wake-with-eventfd 0|1]\n",
-               kProg);
+  std::fprintf(
+      stderr,
+      "usage: %s --workload NAME [--workers 2] [--n N] [--t T] [--y Y] [--p P] [--r R]\n"
+      "       [--depth D] [--seed S] [--ops OPS]\n"
+      "       [--ring-entries 256] [--lifo-slot 0|1] [--lifo-cap 3]\n"
+      "       [--global-queue-interval 31] [--event-interval 61] [--max-searching 0]\n"
+      "       [--spin-before-park 32] [--wake-with-eventfd 0|1] [--trim-threshold BYTES]\n",
+      kProg);
   std::exit(2);
 }
 
@@ -127,6 +128,8 @@ Args parse_args(int argc, char** argv) {
       o.spin_before_park = u32();
     else if (key == "--wake-with-eventfd")
       o.wake_with_eventfd = flag();
+    else if (key == "--trim-threshold")
+      o.trim_threshold = static_cast<std::size_t>(num());
     else
       usage("unknown option " + key);
   }
@@ -720,6 +723,7 @@ int run(const Args& a) {
   k.uinteger("max_searching", o.max_searching);
   k.uinteger("spin_before_park", o.spin_before_park);
   k.uinteger("wake_with_eventfd", o.wake_with_eventfd);
+  k.uinteger("trim_threshold", o.trim_threshold);
   out.raw("options", k.text());
   out.print();
   return 0;

@@ -1,11 +1,50 @@
 // frame_alloc.cpp - the per-thread size-class recycler for coroutine frames.
 // See weft/detail/frame_alloc.hpp for the contract and the cap.
+#include <malloc.h>
+
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <new>
 #include <weft/detail/frame_alloc.hpp>
 
 namespace weft::detail {
+
+namespace {
+std::atomic<std::uint64_t> g_released{0};    // bytes freed to malloc, all threads
+std::atomic<std::uint64_t> g_trimmed_at{0};  // g_released at the last trim
+std::atomic<std::uint64_t> g_threshold{std::uint64_t{32} << 20};
+std::atomic<bool> g_trimming{false};
+thread_local constinit std::uint64_t t_released = 0;
+thread_local constinit bool t_is_worker = false;
+constexpr std::uint64_t kReleaseFlush = 1 << 20;
+
+void count_release(std::size_t n) noexcept {
+  t_released += n;
+  if (t_released >= kReleaseFlush) {
+    g_released.fetch_add(t_released, std::memory_order_relaxed);
+    t_released = 0;
+    if (!t_is_worker) trim_if_due();
+  }
+}
+}  // namespace
+
+void set_trim_threshold(std::size_t threshold) noexcept {
+  g_threshold.store(threshold, std::memory_order_relaxed);
+}
+
+void mark_worker_thread() noexcept { t_is_worker = true; }
+
+void trim_if_due() noexcept {
+  std::uint64_t threshold = g_threshold.load(std::memory_order_relaxed);
+  if (threshold == 0) return;
+  std::uint64_t released = g_released.load(std::memory_order_relaxed);
+  if (released - g_trimmed_at.load(std::memory_order_relaxed) < threshold) return;
+  if (g_trimming.exchange(true, std::memory_order_acquire)) return;  // another thread does it
+  g_trimmed_at.store(released, std::memory_order_relaxed);
+  malloc_trim(0);
+  g_trimming.store(false, std::memory_order_release);
+}
 
 #if defined(__SANITIZE_ADDRESS__)
 #define WEFT_FRAME_CACHE 0
@@ -81,6 +120,7 @@ void frame_free(void* p, std::size_t n) noexcept {
       return;
     }
   }
+  count_release(n);
   std::free(p);
 }
 
@@ -91,7 +131,10 @@ void* frame_alloc(std::size_t n) {
   if (!p) throw std::bad_alloc();
   return p;
 }
-void frame_free(void* p, std::size_t) noexcept { std::free(p); }
+void frame_free(void* p, std::size_t n) noexcept {
+  count_release(n);
+  std::free(p);
+}
 
 #endif
 

@@ -189,7 +189,7 @@ void RuntimeImpl::shutdown() {
           t.header()->state.fetch_or(TaskHeader::kRetrieved, std::memory_order_acq_rel);
       if ((s & TaskHeader::kOutcomeError) && !(s & TaskHeader::kRetrieved)) {
         report({"unhandled exception during weft::run() shutdown (task " + t.name() + ")",
-                *t.header()->error, t});
+                task_error(t.header()), t});
       }
     }
   }
@@ -253,6 +253,7 @@ WorkerMetrics Metrics::total() const {
 
 Runtime::Runtime(RuntimeOptions options) {
   check_not_worker("Runtime");
+  detail::set_trim_threshold(options.trim_threshold);
   impl_ = new detail::RuntimeImpl(*this, std::move(options));
   try {
     impl_->start();

@@ -43,8 +43,6 @@ TaskExtras* extras_of(TaskHeader* t) {
   return e;
 }
 
-PromiseBase& promise_of(TaskHeader* t) noexcept { return *reinterpret_cast<PromiseBase*>(t); }
-
 void default_report(const ExceptionContext& ctx) {
   std::string what;
   if (ctx.exception) {
@@ -69,7 +67,23 @@ bool current_exception_is_cancel() noexcept {
   return ti != nullptr && *ti == typeid(CancelledError);
 }
 
-void throw_cancelled(TaskHeader* t) { throw CancelledError(t ? cancel_message(t) : std::string()); }
+namespace {
+// The CancelledError weft raised last on this thread (see take_weft_cancel).
+thread_local std::exception_ptr tl_weft_cancel;
+}  // namespace
+
+void throw_cancelled(TaskHeader* t) {
+  std::exception_ptr e =
+      std::make_exception_ptr(CancelledError(t ? cancel_message(t) : std::string()));
+  tl_weft_cancel = e;
+  std::rethrow_exception(std::move(e));
+}
+
+bool take_weft_cancel(const std::exception_ptr& e) noexcept {
+  if (!tl_weft_cancel || e != tl_weft_cancel) return false;
+  tl_weft_cancel = nullptr;
+  return true;
+}
 
 std::string cancel_message(const TaskHeader* t) {
   TaskExtras* e = t->extras.load(std::memory_order_acquire);
@@ -95,7 +109,6 @@ void init_spawned(TaskHeader* h, std::coroutine_handle<> root, Runtime* rt, std:
   h->runtime = rt;
   h->root = root;
   h->resume_point = root;
-  h->error = &promise_of(h).error;
   Worker* w = Worker::current();
   unsigned shard;
   if (w != nullptr && &w->rt() == &impl) {
@@ -218,7 +231,7 @@ void complete_task(TaskHeader* t, bool threw, bool threw_cancel) noexcept {
                                   ? t->extras.load()->name
                                   : "Task-" + std::to_string(t->id)) +
                              ")",
-                         *t->error, TaskRef()};
+                         task_error(t), TaskRef()};
     t->runtime->impl().report(ctx);
   }
 }
@@ -232,7 +245,7 @@ void release_ref(TaskHeader* t) noexcept {
                                   ? t->extras.load()->name
                                   : "Task-" + std::to_string(t->id)) +
                              ")",
-                         *t->error, TaskRef()};
+                         task_error(t), TaskRef()};
     // The runtime may be gone by now; use it only from one of its workers.
     Worker* w = Worker::current();
     if (w != nullptr) {
@@ -351,10 +364,10 @@ void TaskRef::check_outcome() const {
   if (!(s & detail::TaskHeader::kRetrieved))
     h_->state.fetch_or(detail::TaskHeader::kRetrieved, std::memory_order_relaxed);
   if (s & detail::TaskHeader::kOutcomeCancelled) {
-    if (*h_->error) std::rethrow_exception(*h_->error);
+    if (detail::task_error(h_)) std::rethrow_exception(detail::task_error(h_));
     throw CancelledError(detail::cancel_message(h_));
   }
-  if (s & detail::TaskHeader::kOutcomeError) std::rethrow_exception(*h_->error);
+  if (s & detail::TaskHeader::kOutcomeError) std::rethrow_exception(detail::task_error(h_));
 }
 
 std::exception_ptr TaskRef::exception() const {
@@ -364,7 +377,7 @@ std::exception_ptr TaskRef::exception() const {
   if (s & detail::TaskHeader::kOutcomeCancelled) check_outcome();
   if (s & detail::TaskHeader::kOutcomeError) {
     h_->state.fetch_or(detail::TaskHeader::kRetrieved, std::memory_order_relaxed);
-    return *h_->error;
+    return detail::task_error(h_);
   }
   return nullptr;
 }

@@ -406,6 +406,7 @@ bool Worker::has_work() const noexcept {
 }
 
 void Worker::park() noexcept {
+  trim_if_due();  // an idle moment: give freed task memory back to the OS
   if (searching_) {
     searching_ = false;
     rt_.num_searching.fetch_sub(1, std::memory_order_acq_rel);
@@ -452,6 +453,7 @@ bool Worker::try_unpark(ParkState as) noexcept {
 
 void Worker::thread_main() {
   tl_worker = this;
+  mark_worker_thread();
   {
     std::string name = rt_.opts.thread_name + "-" + std::to_string(index_);
     if (name.size() > 15) name.resize(15);

@@ -30,7 +30,9 @@ struct Fatal {  // not a std::exception
 /// cancels the future it awaits, so hanging tasks must not share one); when
 /// cancelled, does some cleanup that itself suspends (so that "waits for
 /// them" is observable), then either ends cancelled or fails with `fail_with`.
-weft::Task<> hanging(std::atomic<int>* cleaned, const char* fail_with) {
+weft::Task<> hanging(std::atomic<int>* cleaned, const char* fail_with,
+                     std::atomic<int>* started = nullptr) {
+  if (started) started->fetch_add(1);
   weft::Promise<int> never;
   try {
     (void)co_await never.get_future();
@@ -118,22 +120,29 @@ TEST_CASE("R117 Runtime::block_on returns the value or rethrows the exception", 
 
 TEST_CASE("R118 run cancels the tasks still alive at the end and waits for them", "[run]") {
   std::atomic<int> cleaned{0};
-  auto main = [](std::atomic<int>* c) -> weft::Task<int> {
-    for (int i = 0; i < 4; ++i) (void)weft::spawn(hanging(c, nullptr));
-    co_await weft::yield_now();  // let them start and block
+  std::atomic<int> started{0};
+  auto main = [](std::atomic<int>* c, std::atomic<int>* s) -> weft::Task<int> {
+    for (int i = 0; i < 4; ++i) (void)weft::spawn(hanging(c, nullptr, s));
+    // Let them all start and block (with 2 workers a stolen one may start
+    // later; a task cancelled before its first step would run no cleanup).
+    while (s->load() < 4) co_await weft::yield_now();
     co_return 5;
   };
   for (unsigned n : {1u, 2u}) {
     INFO("workers = " << n);
     cleaned = 0;
-    CHECK(weft::run(main(&cleaned), workers(n)) == 5);
+    started = 0;
+    CHECK(weft::run(main(&cleaned, &started), workers(n)) == 5);
     CHECK(cleaned.load() == 4 * 11);  // each was cancelled and finished its cleanup
   }
 }
 
 TEST_CASE("R118 run also cancels tasks spawned while the remaining ones unwind", "[run]") {
   std::atomic<int> cleaned{0};
-  auto spawner = [](weft::Future<int> never, std::atomic<int>* c) -> weft::Task<> {
+  std::atomic<int> started{0};
+  auto spawner = [](weft::Future<int> never, std::atomic<int>* c,
+                    std::atomic<int>* s) -> weft::Task<> {
+    s->fetch_add(1);
     try {
       (void)co_await never;
     } catch (const weft::CancelledError&) {
@@ -143,12 +152,12 @@ TEST_CASE("R118 run also cancels tasks spawned while the remaining ones unwind",
     co_await weft::yield_now();
     throw weft::CancelledError();
   };
-  auto main = [](decltype(spawner)* mk, std::atomic<int>* c) -> weft::Task<> {
+  auto main = [](decltype(spawner)* mk, std::atomic<int>* c, std::atomic<int>* s) -> weft::Task<> {
     weft::Promise<int> never;
-    (void)weft::spawn((*mk)(never.get_future(), c));
-    co_await weft::yield_now();
+    (void)weft::spawn((*mk)(never.get_future(), c, s));
+    while (s->load() < 1) co_await weft::yield_now();  // it started (may be on the other worker)
   };
-  weft::run(main(&spawner, &cleaned), workers(2));
+  weft::run(main(&spawner, &cleaned, &started), workers(2));
   CHECK(cleaned.load() == 11);
 }
 
@@ -166,12 +175,13 @@ TEST_CASE("R118 run reports the non-cancel errors of the tasks it cancelled, aft
     cleaned_at_report.compare_exchange_strong(expected, cleaned.load());
     base(ctx);
   };
-  auto main = [](std::atomic<int>* c) -> weft::Task<> {
-    (void)weft::spawn(hanging(c, "failed while unwinding"));
-    (void)weft::spawn(hanging(c, nullptr));  // ends cancelled: not reported
-    co_await weft::yield_now();
+  std::atomic<int> started{0};
+  auto main = [](std::atomic<int>* c, std::atomic<int>* s) -> weft::Task<> {
+    (void)weft::spawn(hanging(c, "failed while unwinding", s));
+    (void)weft::spawn(hanging(c, nullptr, s));  // ends cancelled: not reported
+    while (s->load() < 2) co_await weft::yield_now();
   };
-  weft::run(main(&cleaned), std::move(opts));
+  weft::run(main(&cleaned, &started), std::move(opts));
   std::vector<weft_test::HandlerLog::Entry> shutdown_reports;
   for (auto& e : log.snapshot())
     if (e.message.find("unhandled exception during weft::run() shutdown") != std::string::npos)
@@ -181,10 +191,8 @@ TEST_CASE("R118 run reports the non-cancel errors of the tasks it cancelled, aft
   CHECK(cleaned_at_report.load() == 22);  // both had finished before the report
 }
 
-// The shutdown sequence retrieves the error and reports it; complete_task
-// (task.cpp) may report the same error a second time as "Task exception was
-// never retrieved": it fires the waiters (waking shutdown) before it checks
-// `refs == 1`, and does not look at kRetrieved. See task_test.cpp, C24.
+// The shutdown sequence retrieves the error and reports it; nothing else may
+// report it again as "Task exception was never retrieved".
 TEST_CASE("R118 an error of a task cancelled at shutdown is reported exactly once", "[run]") {
   int total = 0, runs = 0;
   for (int i = 0; i < 20; ++i) {
@@ -192,11 +200,12 @@ TEST_CASE("R118 an error of a task cancelled at shutdown is reported exactly onc
     weft_test::HandlerLog log;
     weft::RuntimeOptions opts = workers(2);
     log.install(opts);
-    auto main = [](std::atomic<int>* c) -> weft::Task<> {
-      (void)weft::spawn(hanging(c, "failed while unwinding"));
-      co_await weft::yield_now();
+    std::atomic<int> started{0};
+    auto main = [](std::atomic<int>* c, std::atomic<int>* s) -> weft::Task<> {
+      (void)weft::spawn(hanging(c, "failed while unwinding", s));
+      while (s->load() < 1) co_await weft::yield_now();
     };
-    weft::run(main(&cleaned), std::move(opts));
+    weft::run(main(&cleaned, &started), std::move(opts));
     total += static_cast<int>(log.snapshot().size());
     ++runs;
   }

@@ -62,6 +62,14 @@ struct RuntimeOptions {
   /// the ring wait. Parking and waking cost 20-30 us on these machines
   /// (PLATFORM.md), so a short spin saves that on bursty message passing.
   unsigned spin_before_park = 32;
+  /// When at least this many bytes of task frames went back to malloc since
+  /// the last trim, malloc_trim(0) gives them back to the OS (glibc keeps
+  /// freed memory otherwise, so a burst of a million finished or cancelled
+  /// tasks would stay resident): a worker does it only when about to park,
+  /// another thread when its frees cross the threshold. Process-wide: the
+  /// latest Runtime's value applies (see detail/frame_alloc.hpp). 0 = never.
+  /// Default 32 MiB.
+  std::size_t trim_threshold = std::size_t{32} << 20;
   /// Wake parked workers with an eventfd write instead of IORING_OP_MSG_RING
   /// (foreign threads always use the eventfd). For measuring; see reactor.cpp.
   bool wake_with_eventfd = false;

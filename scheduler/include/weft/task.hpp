@@ -41,6 +41,10 @@ class Task;
 namespace detail {
 
 bool current_exception_is_cancel() noexcept;
+/// True (and forgotten) if `e` is the CancelledError weft itself raised last
+/// on this thread: it carries nothing but the task's cancel message, so a
+/// finished task need not keep the exception object alive.
+bool take_weft_cancel(const std::exception_ptr& e) noexcept;
 
 struct PromiseBase {
   TaskHeader header;
@@ -59,7 +63,7 @@ struct PromiseBase {
     void await_suspend(std::coroutine_handle<P> h) noexcept {
       PromiseBase& p = h.promise();
       if (p.spawned) {
-        complete_task(&p.header, p.error != nullptr, p.threw_cancel);
+        complete_task(&p.header, p.error != nullptr || p.threw_cancel, p.threw_cancel);
       } else {
         hand_on(p.continuation);
       }
@@ -71,10 +75,22 @@ struct PromiseBase {
   void unhandled_exception() noexcept {
     error = std::current_exception();
     threw_cancel = current_exception_is_cancel();
+    // A spawned task cancelled by weft keeps only the outcome bit and its
+    // cancel message: a million cancelled tasks must not pin a million
+    // exception objects until their handles go. (An inline task hands the
+    // exception on to its awaiter, so it keeps it.)
+    if (threw_cancel && spawned && take_weft_cancel(error)) error = nullptr;
   }
 
   bool threw_cancel = false;
 };
+
+/// The exception a spawned task ended with (null for a value, and for a
+/// cancellation weft raised). The header is the first member of the
+/// standard-layout PromiseBase, so the two addresses are interconvertible.
+inline std::exception_ptr& task_error(TaskHeader* h) noexcept {
+  return reinterpret_cast<PromiseBase*>(h)->error;
+}
 
 template <class T>
 struct TaskPromise : PromiseBase {

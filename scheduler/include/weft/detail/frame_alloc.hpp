@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace weft::detail {
 
@@ -34,5 +35,19 @@ inline constexpr std::size_t kFrameCacheBytesPerClass = 32 * 1024;
 void* frame_alloc(std::size_t n);
 /// Returns a frame of n bytes (the size given to frame_alloc). Never throws.
 void frame_free(void* p, std::size_t n) noexcept;
+
+/// Giving memory back to the OS. glibc keeps freed memory mapped, so after a
+/// burst of a million tasks the process would keep their memory for good.
+/// Once `threshold` bytes of frames (and future states) have gone back to
+/// malloc since the last trim, malloc_trim(0) runs: on a worker thread only
+/// when it is about to park (trim_if_due from the worker), never in the middle
+/// of a busy tick; on any other thread (say, one dropping the last handles of
+/// a million tasks) from the free itself. Process-wide: the most recently
+/// started Runtime's RuntimeOptions::trim_threshold applies; 0 disables it.
+void set_trim_threshold(std::size_t threshold) noexcept;
+/// Marks the calling thread as a worker (it trims only through trim_if_due).
+void mark_worker_thread() noexcept;
+/// Trims if enough was released since the last trim; one thread at a time.
+void trim_if_due() noexcept;
 
 }  // namespace weft::detail

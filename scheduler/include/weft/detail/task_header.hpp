@@ -112,7 +112,6 @@ struct TaskHeader {
   Runtime* runtime = nullptr;
   std::coroutine_handle<> root;  // the spawned coroutine, destroyed with the last ref
   std::atomic<TaskExtras*> extras{nullptr};
-  std::exception_ptr* error = nullptr;  // points into the promise
   std::atomic<std::int32_t> cancelling{0};
   std::uint32_t id = 0;
   std::uint16_t shard = 0;
