@@ -35,11 +35,17 @@ void set_trim_threshold(std::size_t threshold) noexcept {
 
 void mark_worker_thread() noexcept { t_is_worker = true; }
 
-void trim_if_due() noexcept {
+bool trim_due() noexcept {
   std::uint64_t threshold = g_threshold.load(std::memory_order_relaxed);
-  if (threshold == 0) return;
+  if (threshold == 0) return false;
+  return g_released.load(std::memory_order_relaxed) -
+             g_trimmed_at.load(std::memory_order_relaxed) >=
+         threshold;
+}
+
+void trim_if_due() noexcept {
+  if (!trim_due()) return;
   std::uint64_t released = g_released.load(std::memory_order_relaxed);
-  if (released - g_trimmed_at.load(std::memory_order_relaxed) < threshold) return;
   if (g_trimming.exchange(true, std::memory_order_acquire)) return;  // another thread does it
   g_trimmed_at.store(released, std::memory_order_relaxed);
   malloc_trim(0);

@@ -405,8 +405,13 @@ bool Worker::has_work() const noexcept {
   return false;
 }
 
+// How long a worker with a trim due must stay idle before it trims: long
+// enough that a worker parking between the bursts of a busy period (spawn
+// bursts park and wake it thousands of times a second) never trims, short
+// enough that memory goes back soon after the work is over.
+constexpr std::int64_t kTrimAfterIdleNs = 20'000'000;
+
 void Worker::park() noexcept {
-  trim_if_due();  // an idle moment: give freed task memory back to the OS
   if (searching_) {
     searching_ = false;
     rt_.num_searching.fetch_sub(1, std::memory_order_acq_rel);
@@ -423,10 +428,14 @@ void Worker::park() noexcept {
               .count();
       timeout = t->deadline_ns > now ? t->deadline_ns - now : 0;
     }
+    const bool trim = trim_due();
+    if (trim && (timeout < 0 || timeout > kTrimAfterIdleNs)) timeout = kTrimAfterIdleNs;
     if (timeout != 0) {
       bump(m_.parks);
       reactor_poll(true, timeout);
     }
+    // Still nothing to do after the idle period: give freed task memory back.
+    if (trim && !has_work()) trim_if_due();
   }
   int prev = park_state_.exchange(kAwake, std::memory_order_acq_rel);
   rt_.num_parked.fetch_sub(1, std::memory_order_acq_rel);

@@ -40,14 +40,17 @@ void frame_free(void* p, std::size_t n) noexcept;
 /// burst of a million tasks the process would keep their memory for good.
 /// Once `threshold` bytes of frames (and future states) have gone back to
 /// malloc since the last trim, malloc_trim(0) runs: on a worker thread only
-/// when it is about to park (trim_if_due from the worker), never in the middle
-/// of a busy tick; on any other thread (say, one dropping the last handles of
-/// a million tasks) from the free itself. Process-wide: the most recently
-/// started Runtime's RuntimeOptions::trim_threshold applies; 0 disables it.
+/// once it has stayed idle for a while (a worker with a trim due parks with a
+/// short timeout and trims if nothing woke it), never in a busy period whose
+/// next burst would fault the pages right back in; on any other thread (say, one dropping the last
+/// handles of a million tasks) from the free itself. Process-wide: the most recently started
+/// Runtime's RuntimeOptions::trim_threshold applies; 0 disables it.
 void set_trim_threshold(std::size_t threshold) noexcept;
 /// Marks the calling thread as a worker (it trims only through trim_if_due).
 void mark_worker_thread() noexcept;
-/// Trims if enough was released since the last trim; one thread at a time.
+/// True if enough was released since the last trim that one is due.
+bool trim_due() noexcept;
+/// Trims if one is due; one thread at a time.
 void trim_if_due() noexcept;
 
 }  // namespace weft::detail
