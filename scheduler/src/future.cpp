@@ -91,22 +91,10 @@ bool FutureCore::begin_set() noexcept {
 
 void FutureCore::finish_set(Status s) noexcept {
   status_.store(s, std::memory_order_seq_cst);
-  WaitNode* list = waiters_.exchange(kWaitersClosed, std::memory_order_acq_rel);
-  WaitNode* rev = nullptr;
-  while (list) {
-    WaitNode* n = list->next;
-    list->next = rev;
-    rev = list;
-    list = n;
-  }
   // Whoever completes holds a reference (a Promise, a Future, or the awaiter
-  // whose task is being cancelled), so the state outlives this loop even if
+  // whose task is being cancelled), so the state outlives the firing even if
   // a woken waiter drops its own reference at once.
-  while (rev) {
-    WaitNode* n = rev->next;
-    rev->fire(rev, nullptr);
-    rev = n;
-  }
+  waiters_.close_and_fire(nullptr);
   if (sleepers_.load(std::memory_order_seq_cst) != 0) futex_wake_all(&status_);
 }
 
@@ -171,15 +159,7 @@ bool FutureCore::wait_blocking(std::int64_t deadline_ns) const {
   }
 }
 
-bool FutureCore::add_waiter(WaitNode* n) noexcept {
-  WaitNode* head = waiters_.load(std::memory_order_acquire);
-  do {
-    if (head == kWaitersClosed) return false;
-    n->next = head;
-  } while (!waiters_.compare_exchange_weak(head, n, std::memory_order_acq_rel,
-                                           std::memory_order_acquire));
-  return true;
-}
+bool FutureCore::add_waiter(WaitNode* n) noexcept { return waiters_.push(n); }
 
 void FutureCore::add_done_callback(CallbackNode* cb) {
   Worker* loop = Worker::current();

@@ -62,6 +62,16 @@ void default_report(const ExceptionContext& ctx) {
 
 }  // namespace
 
+namespace {
+// Names the task in the report: its handle cannot be passed (there is none
+// left, or it is being destroyed).
+ExceptionContext never_retrieved(TaskHeader* t) {
+  TaskExtras* e = t->extras.load(std::memory_order_acquire);
+  std::string name = e && !e->name.empty() ? e->name : "Task-" + std::to_string(t->id);
+  return {"Task exception was never retrieved (task " + name + ")", task_error(t), TaskRef()};
+}
+}  // namespace
+
 bool current_exception_is_cancel() noexcept {
   std::type_info* ti = abi::__cxa_current_exception_type();
   return ti != nullptr && *ti == typeid(CancelledError);
@@ -182,15 +192,7 @@ bool request_cancel(TaskHeader* t, const std::string* msg) noexcept {
   return true;
 }
 
-bool add_waiter(TaskHeader* t, WaitNode* n) noexcept {
-  WaitNode* head = t->waiters.load(std::memory_order_acquire);
-  do {
-    if (head == kWaitersClosed) return false;
-    n->next = head;
-  } while (!t->waiters.compare_exchange_weak(head, n, std::memory_order_acq_rel,
-                                             std::memory_order_acquire));
-  return true;
-}
+bool add_waiter(TaskHeader* t, WaitNode* n) noexcept { return t->waiters.push(n); }
 
 void complete_task(TaskHeader* t, bool threw, bool threw_cancel) noexcept {
   std::uint32_t outcome = TaskHeader::kComplete;
@@ -209,30 +211,16 @@ void complete_task(TaskHeader* t, bool threw, bool threw_cancel) noexcept {
   // the error and drop its handle, which must not look like "no handle".
   const bool unobservable = t->refs.load(std::memory_order_acquire) == 1;
   t->state.fetch_or(outcome, std::memory_order_release);
-  WaitNode* list = t->waiters.exchange(kWaitersClosed, std::memory_order_acq_rel);
-  WaitNode* rev = nullptr;  // fire in registration order
-  while (list) {
-    WaitNode* n = list->next;
-    list->next = rev;
-    rev = list;
-    list = n;
-  }
-  while (rev) {
-    WaitNode* n = rev->next;
-    rev->fire(rev, t);
-    rev = n;
-  }
+  t->waiters.close_and_fire(t);
   if ((outcome & TaskHeader::kOutcomeError) && unobservable &&
       !(t->state.fetch_or(TaskHeader::kRetrieved, std::memory_order_acq_rel) &
         TaskHeader::kRetrieved)) {
     // Report now, while the runtime is certainly alive.
-    ExceptionContext ctx{"Task exception was never retrieved (task " +
-                             (t->extras.load() && !t->extras.load()->name.empty()
-                                  ? t->extras.load()->name
-                                  : "Task-" + std::to_string(t->id)) +
-                             ")",
-                         task_error(t), TaskRef()};
-    t->runtime->impl().report(ctx);
+    try {
+      t->runtime->impl().report(never_retrieved(t));
+    } catch (...) {
+      // No memory to describe it: nothing more can be done.
+    }
   }
 }
 
@@ -240,18 +228,18 @@ void release_ref(TaskHeader* t) noexcept {
   if (t->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   std::uint32_t s = t->state.fetch_or(TaskHeader::kRetrieved, std::memory_order_acq_rel);
   if ((s & TaskHeader::kOutcomeError) && !(s & TaskHeader::kRetrieved)) {
-    ExceptionContext ctx{"Task exception was never retrieved (task " +
-                             (t->extras.load() && !t->extras.load()->name.empty()
-                                  ? t->extras.load()->name
-                                  : "Task-" + std::to_string(t->id)) +
-                             ")",
-                         task_error(t), TaskRef()};
-    // The runtime may be gone by now; use it only from one of its workers.
-    Worker* w = Worker::current();
-    if (w != nullptr) {
-      w->rt().report(ctx);
-    } else {
-      default_report(ctx);
+    try {
+      ExceptionContext ctx = never_retrieved(t);
+      // The runtime may be gone by now; use its hook only from one of its
+      // workers, and stderr elsewhere.
+      Worker* w = Worker::current();
+      if (w != nullptr) {
+        w->rt().report(ctx);
+      } else {
+        default_report(ctx);
+      }
+    } catch (...) {
+      // No memory to describe it: nothing more can be done.
     }
   }
   delete t->extras.load(std::memory_order_relaxed);

@@ -103,13 +103,7 @@ void Worker::push_back(TaskHeader* t) noexcept {
 
 void Worker::schedule_local(TaskHeader* t, bool lifo) noexcept {
   if (firing_timers_) {
-    t->next = nullptr;
-    if (expedited_tail_) {
-      expedited_tail_->next = t;
-    } else {
-      expedited_head_ = t;
-    }
-    expedited_tail_ = t;
+    expedited_.push_back(t);
     return;
   }
   if (lifo && rt_.opts.lifo_slot) {
@@ -146,16 +140,12 @@ TaskHeader* Worker::pop_inject_batch() noexcept {
 
 TaskHeader* Worker::next_task() noexcept {
   ++tick_;
-  if (expedited_head_ != nullptr) {
+  if (!expedited_.empty()) {
     // A task whose timer expired is late already: it runs before the backlog
     // of ready tasks (as Go runs a timer's goroutine next), in deadline order.
     // The list holds only what expired since the last pass, so it cannot
     // starve the queue.
-    TaskHeader* t = expedited_head_;
-    expedited_head_ = t->next;
-    if (expedited_head_ == nullptr) expedited_tail_ = nullptr;
-    t->next = nullptr;
-    return t;
+    return expedited_.pop_front();
   }
   if (tick_ % rt_.opts.global_queue_interval == 0) {
     if (TaskHeader* t = pop_inject_batch()) return t;
@@ -223,13 +213,7 @@ void Worker::run_task(TaskHeader* t) noexcept {
                                          std::memory_order_acquire)) {
         if (s & TaskHeader::kYielded) {
           // Behind everything ready, after the next I/O poll (yield_now).
-          t->next = nullptr;
-          if (deferred_tail_) {
-            deferred_tail_->next = t;
-          } else {
-            deferred_head_ = t;
-          }
-          deferred_tail_ = t;
+          deferred_.push_back(t);
         } else {
           push_back(t);
         }
@@ -245,8 +229,7 @@ void Worker::run_task(TaskHeader* t) noexcept {
 }
 
 void Worker::requeue_deferred() noexcept {
-  TaskHeader* t = deferred_head_;
-  deferred_head_ = deferred_tail_ = nullptr;
+  TaskHeader* t = deferred_.take_all();
   bool pushed = false;
   while (t) {
     TaskHeader* next = t->next;
@@ -397,7 +380,7 @@ TaskHeader* Worker::search() noexcept {
 }
 
 bool Worker::has_work() const noexcept {
-  if (lifo_ || expedited_head_ || !queue_.empty() || deferred_head_ || ready_head_ ||
+  if (lifo_ || !expedited_.empty() || !queue_.empty() || !deferred_.empty() || ready_head_ ||
       !inbox_.empty() || !rt_.inject.empty())
     return true;
   for (const auto& w : rt_.workers)
@@ -492,13 +475,14 @@ void Worker::thread_main() {
       run_task(t);
     }
     maintenance();
-    if (lifo_ || expedited_head_ || !queue_.empty() || ready_head_ || deferred_head_) continue;
+    if (lifo_ || !expedited_.empty() || !queue_.empty() || ready_head_ || !deferred_.empty())
+      continue;
 
     // Out of local work: search, spin a little, then park.
     TaskHeader* found = nullptr;
     for (unsigned spin = 0; spin <= rt_.opts.spin_before_park; ++spin) {
       found = search();
-      if (found || !inbox_.empty() || ready_head_ || deferred_head_) break;
+      if (found || !inbox_.empty() || ready_head_ || !deferred_.empty()) break;
       if (rt_.stopping.load(std::memory_order_acquire)) break;
       __builtin_ia32_pause();
     }
@@ -507,7 +491,7 @@ void Worker::thread_main() {
       run_task(found);
       continue;
     }
-    if (!inbox_.empty() || ready_head_ || deferred_head_) {
+    if (!inbox_.empty() || ready_head_ || !deferred_.empty()) {
       leave_searching();
       continue;
     }

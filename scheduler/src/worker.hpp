@@ -52,6 +52,35 @@ namespace weft::detail {
 
 class RuntimeImpl;
 
+/// A FIFO of tasks linked through TaskHeader::next, owned by one thread.
+struct TaskList {
+  TaskHeader* head = nullptr;
+  TaskHeader* tail = nullptr;
+  bool empty() const noexcept { return head == nullptr; }
+  void push_back(TaskHeader* t) noexcept {
+    t->next = nullptr;
+    if (tail) {
+      tail->next = t;
+    } else {
+      head = t;
+    }
+    tail = t;
+  }
+  TaskHeader* pop_front() noexcept {
+    TaskHeader* t = head;
+    head = t->next;
+    if (head == nullptr) tail = nullptr;
+    t->next = nullptr;
+    return t;
+  }
+  /// Takes the whole list (linked through next, null-terminated).
+  TaskHeader* take_all() noexcept {
+    TaskHeader* t = head;
+    head = tail = nullptr;
+    return t;
+  }
+};
+
 /// Posts cb to the calling worker's loop, or from outside to worker 0 of rt.
 void post_callback_any(CallbackNode* cb, Runtime* rt) noexcept;
 /// TimerNode::fire of call_later/call_at callbacks.
@@ -150,8 +179,7 @@ class Worker final : public Loop {
   // owner-only state
   TaskHeader* lifo_ = nullptr;
   unsigned lifo_run_ = 0;
-  TaskHeader* deferred_head_ = nullptr;  // tasks that yielded this tick
-  TaskHeader* deferred_tail_ = nullptr;
+  TaskList deferred_;                   // tasks that yielded this tick
   CallbackNode* ready_head_ = nullptr;  // call_soon FIFO
   CallbackNode* ready_tail_ = nullptr;
   TimerHeap timers_;
@@ -160,9 +188,8 @@ class Worker final : public Loop {
   std::uint32_t id_seq_;
   std::uint32_t id_stride_;
   bool searching_ = false;
-  bool firing_timers_ = false;            // wakes go to the expedited list
-  TaskHeader* expedited_head_ = nullptr;  // tasks whose timer expired: run first
-  TaskHeader* expedited_tail_ = nullptr;
+  bool firing_timers_ = false;  // wakes go to the expedited list
+  TaskList expedited_;          // tasks whose timer expired: run first
   std::uint32_t inflight_ = 0;  // user operations awaiting a CQE
 
   io_uring ring_{};

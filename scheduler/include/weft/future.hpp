@@ -94,7 +94,7 @@ class FutureCore {
   std::atomic<std::uint32_t> refs_{1};
   std::atomic<std::uint32_t> status_{kPending};  // also the futex word of get()
   std::atomic<std::uint32_t> sleepers_{0};
-  std::atomic<WaitNode*> waiters_{nullptr};
+  WaiterList waiters_;
   RuntimeImpl* rt_;  // counted reference, may be null
   std::exception_ptr error_;
   std::string cancel_msg_;

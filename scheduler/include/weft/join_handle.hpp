@@ -23,7 +23,9 @@
 //
 // A task that ends with an exception nobody retrieved (by awaiting it or by
 // result()/exception()) is reported when its last handle goes, to the
-// runtime's unhandled-exception hook (stderr by default).
+// runtime's unhandled-exception hook (stderr by default; always stderr when
+// that last handle is dropped outside the runtime's workers, where the
+// runtime may no longer exist).
 //
 // Threads: every member of TaskRef/JoinHandle may be called from any thread.
 // Awaiting requires being inside a weft task.

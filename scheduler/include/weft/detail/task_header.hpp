@@ -75,6 +75,45 @@ struct WaitNode {
   void (*fire)(WaitNode*, TaskHeader*) noexcept = nullptr;
 };
 
+/// The registrations on a one-shot event (a task's completion, a future's
+/// result): a lock-free intrusive stack that any thread may push to until it
+/// is closed, once, by whoever completes the event; closing hands back the
+/// nodes in registration order so they fire FIFO.
+class WaiterList {
+ public:
+  /// Any thread. False (nothing registered) if already closed.
+  bool push(WaitNode* n) noexcept {
+    WaitNode* head = head_.load(std::memory_order_acquire);
+    do {
+      if (head == closed()) return false;
+      n->next = head;
+    } while (!head_.compare_exchange_weak(head, n, std::memory_order_acq_rel,
+                                          std::memory_order_acquire));
+    return true;
+  }
+  /// The completer, once: closes the list and fires every node, oldest
+  /// first, with `arg`.
+  void close_and_fire(TaskHeader* arg) noexcept {
+    WaitNode* list = head_.exchange(closed(), std::memory_order_acq_rel);
+    WaitNode* rev = nullptr;
+    while (list) {
+      WaitNode* n = list->next;
+      list->next = rev;
+      rev = list;
+      list = n;
+    }
+    while (rev) {
+      WaitNode* n = rev->next;  // read first: firing may free the node
+      rev->fire(rev, arg);
+      rev = n;
+    }
+  }
+
+ private:
+  static WaitNode* closed() noexcept { return reinterpret_cast<WaitNode*>(std::uintptr_t{1}); }
+  std::atomic<WaitNode*> head_{nullptr};
+};
+
 /// A message for one loop's thread from another thread (call_soon_threadsafe,
 /// cross-thread cancels of timers and ring operations). See src/inbox.hpp.
 struct InboxItem {
@@ -106,7 +145,7 @@ struct TaskHeader {
   TaskHeader* next = nullptr;            // run-queue link (owned by the holding queue)
   std::coroutine_handle<> resume_point;  // owner: innermost suspended coroutine
   Suspension* waiting_on = nullptr;      // owner: current wait, null when none
-  std::atomic<WaitNode*> waiters{nullptr};
+  WaiterList waiters;
   TaskHeader* reg_prev = nullptr;  // runtime registry links (under the shard lock)
   TaskHeader* reg_next = nullptr;
   Runtime* runtime = nullptr;
@@ -117,9 +156,6 @@ struct TaskHeader {
   std::uint16_t shard = 0;
   std::uint16_t last_worker = 0xffff;
 };
-
-/// Sentinel stored in `waiters` once the task has completed.
-inline WaitNode* const kWaitersClosed = reinterpret_cast<WaitNode*>(std::uintptr_t{1});
 
 // ---- thread-local context (defined in task.cpp) ----
 // The task whose step this thread is running, or null.
