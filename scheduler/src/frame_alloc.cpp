@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
+#include <mutex>
 #include <new>
 #include <weft/detail/frame_alloc.hpp>
 
@@ -29,6 +30,8 @@ void count_release(std::size_t n) noexcept {
 }
 }  // namespace
 
+void drain_depot_for_trim() noexcept;
+
 void set_trim_threshold(std::size_t threshold) noexcept {
   g_threshold.store(threshold, std::memory_order_relaxed);
 }
@@ -48,6 +51,7 @@ void trim_if_due() noexcept {
   std::uint64_t released = g_released.load(std::memory_order_relaxed);
   if (g_trimming.exchange(true, std::memory_order_acquire)) return;  // another thread does it
   g_trimmed_at.store(released, std::memory_order_relaxed);
+  drain_depot_for_trim();
   malloc_trim(0);
   g_trimming.store(false, std::memory_order_release);
 }
@@ -71,6 +75,80 @@ constexpr std::size_t kClasses = kMaxCachedFrame / kFrameClassBytes;
 struct FreeFrame {
   FreeFrame* next;
 };
+
+// # The depot
+// A thread whose cache for a size class is full moves kBatch frames to a
+// process-wide depot instead of free()ing them; a thread whose cache is empty
+// takes a batch from there before it calls malloc. Without it a producer
+// thread (a task spawning a burst, a foreign thread spawning) mallocs every
+// frame while the consumer worker, whose cache overflows, frees every frame
+// into another thread's glibc arena. One lock per batch of 32 frames; the
+// depot holds at most kDepotBytes, and trim_if_due empties it before it asks
+// glibc to give memory back.
+constexpr std::uint32_t kBatch = 32;
+constexpr std::size_t kDepotBytes = std::size_t{8} << 20;
+
+struct BatchHead : FreeFrame {  // the first frame of a batch (every class >= 16 bytes)
+  BatchHead* next_batch;
+};
+
+struct alignas(64) Depot {
+  std::mutex mu;
+  BatchHead* batches = nullptr;
+  std::atomic<std::uint32_t> count{0};
+};
+
+Depot g_depots[kMaxCachedFrame / kFrameClassBytes];
+std::atomic<std::size_t> g_depot_bytes{0};
+
+std::size_t class_bytes(std::size_t c) noexcept { return (c + 1) * kFrameClassBytes; }
+
+void free_chain(FreeFrame* f, std::size_t bytes_each, bool count) noexcept {
+  while (f) {
+    FreeFrame* next = f->next;
+    if (count) count_release(bytes_each);
+    std::free(f);
+    f = next;
+  }
+}
+
+// Takes ownership of a chain of kBatch frames of class c; false if full.
+bool depot_put(std::size_t c, FreeFrame* chain) noexcept {
+  const std::size_t bytes = kBatch * class_bytes(c);
+  if (g_depot_bytes.fetch_add(bytes, std::memory_order_relaxed) + bytes > kDepotBytes) {
+    g_depot_bytes.fetch_sub(bytes, std::memory_order_relaxed);
+    return false;
+  }
+  Depot& d = g_depots[c];
+  auto* b = static_cast<BatchHead*>(chain);
+  std::lock_guard<std::mutex> g(d.mu);
+  b->next_batch = d.batches;
+  d.batches = b;
+  d.count.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+// A chain of kBatch frames of class c, or null.
+FreeFrame* depot_take(std::size_t c) noexcept {
+  Depot& d = g_depots[c];
+  if (d.count.load(std::memory_order_relaxed) == 0) return nullptr;
+  BatchHead* b;
+  {
+    std::lock_guard<std::mutex> g(d.mu);
+    b = d.batches;
+    if (b == nullptr) return nullptr;
+    d.batches = b->next_batch;
+    d.count.fetch_sub(1, std::memory_order_relaxed);
+  }
+  g_depot_bytes.fetch_sub(kBatch * class_bytes(c), std::memory_order_relaxed);
+  return b;
+}
+
+void depot_drain() noexcept {
+  for (std::size_t c = 0; c < kMaxCachedFrame / kFrameClassBytes; ++c) {
+    while (FreeFrame* chain = depot_take(c)) free_chain(chain, class_bytes(c), false);
+  }
+}
 
 struct FrameCache;
 extern thread_local constinit bool t_cache_dead;
@@ -102,12 +180,14 @@ void* frame_alloc(std::size_t n) {
   if (n <= kMaxCachedFrame && !t_cache_dead) {
     std::size_t c = class_of(n);
     FrameCache& cache = t_cache;
-    if (FreeFrame* f = cache.heads[c]) {
+    FreeFrame* f = cache.heads[c];
+    if (f == nullptr && (f = depot_take(c)) != nullptr) cache.counts[c] = kBatch;
+    if (f != nullptr) {
       cache.heads[c] = f->next;
       --cache.counts[c];
       return f;
     }
-    n = (c + 1) * kFrameClassBytes;
+    n = class_bytes(c);
   }
   void* p = std::malloc(n);
   if (!p) throw std::bad_alloc();
@@ -118,19 +198,33 @@ void frame_free(void* p, std::size_t n) noexcept {
   if (n <= kMaxCachedFrame && !t_cache_dead) {
     std::size_t c = class_of(n);
     FrameCache& cache = t_cache;
-    if (cache.counts[c] * (c + 1) * kFrameClassBytes < kFrameCacheBytesPerClass) {
-      auto* f = static_cast<FreeFrame*>(p);
-      f->next = cache.heads[c];
-      cache.heads[c] = f;
-      ++cache.counts[c];
-      return;
+    if (cache.counts[c] * class_bytes(c) >= kFrameCacheBytesPerClass) {
+      // Full: hand the kBatch most recently freed frames to the depot (or,
+      // if that is full too, back to malloc). The cap is at least kBatch
+      // frames of every cached class, so there are enough.
+      FreeFrame* chain = cache.heads[c];
+      FreeFrame* last = chain;
+      for (std::uint32_t i = 1; i < kBatch; ++i) last = last->next;
+      cache.heads[c] = last->next;
+      last->next = nullptr;
+      cache.counts[c] -= kBatch;
+      if (!depot_put(c, chain)) free_chain(chain, class_bytes(c), true);
     }
+    auto* f = static_cast<FreeFrame*>(p);
+    f->next = cache.heads[c];
+    cache.heads[c] = f;
+    ++cache.counts[c];
+    return;
   }
   count_release(n);
   std::free(p);
 }
 
+void drain_depot_for_trim() noexcept { depot_drain(); }
+
 #else
+
+void drain_depot_for_trim() noexcept {}
 
 void* frame_alloc(std::size_t n) {
   void* p = std::malloc(n);

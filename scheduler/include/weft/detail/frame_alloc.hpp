@@ -26,7 +26,9 @@ namespace weft::detail {
 inline constexpr std::size_t kMaxCachedFrame = 1024;
 /// Granularity of the size classes.
 inline constexpr std::size_t kFrameClassBytes = 16;
-/// Bytes a thread keeps at most per size class; beyond that frees go to free().
+/// Bytes a thread keeps at most per size class; beyond that, batches of frames
+/// go to a process-wide depot of at most 8 MiB (where other threads take them
+/// from), and past that to free(). The depot is emptied before every trim.
 /// 32 KiB keeps the whole cache of one thread under 2 MiB (64 classes) while
 /// absorbing the churn of a spawn/complete loop without touching malloc.
 inline constexpr std::size_t kFrameCacheBytesPerClass = 32 * 1024;
