@@ -116,7 +116,11 @@ Task<void> gen_close(GenPromiseBase* p) {
   }
   p->closing = true;
   co_await GenResumeAwaiter{p};
-  if (!p->finished) throw RuntimeError("async generator ignored GeneratorExit");
+  if (!p->finished) {
+    // Given up on: its frame is destroyed (not closed again) with its owner.
+    gen_unregister(p);
+    throw RuntimeError("async generator ignored GeneratorExit");
+  }
   if (std::exception_ptr e = std::exchange(p->error, nullptr)) {
     try {
       std::rethrow_exception(e);
@@ -154,7 +158,7 @@ void finalize_async_generators(Runtime& rt) {
         if (p->orphan) {
           unlink_locked(p);
           todo.emplace_back(p, true);
-        } else if (p->at_yield && !p->finished && !p->running) {
+        } else if (p->at_yield && !p->finished && !p->running && !p->closing) {
           todo.emplace_back(p, false);
         }
       }

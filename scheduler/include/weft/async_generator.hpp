@@ -215,7 +215,7 @@ class [[nodiscard]] AsyncGenerator {
   void reset() noexcept {
     if (!h_) return;
     promise_type& p = h_.promise();
-    if (p.started && !p.finished && p.at_yield && !p.running) {
+    if (p.started && !p.finished && p.at_yield && !p.running && !p.closing) {
       detail::gen_abandon(&p);  // takes the frame
     } else {
       detail::gen_unregister(&p);
