@@ -33,6 +33,12 @@
 // C++ has no BaseException: every exception a child throws counts as an
 // error (§K 82 does not apply).
 //
+// g++ 12: capture by reference ([&]) or only trivially copyable values. g++
+// 12 destroys a lambda temporary of a `co_await` full-expression twice when a
+// capture is not trivially copyable (measured: a shared_ptr captured by value
+// loses two references; the same bug SpawnOptions works around). Lambdas
+// held in a named variable first are not affected.
+//
 // Threads: TaskGroup is a reference-counted handle; copies may be kept by the
 // children and spawn() called from any worker thread while the group runs.
 // task_group() must be awaited inside a weft task. Throws (from the await)
