@@ -26,8 +26,8 @@ using namespace std::chrono_literals;
 namespace {
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-constexpr int kSeeds = 4;
-constexpr int kRounds = 40;
+constexpr int kSeeds = 6;
+constexpr int kRounds = 150;
 #else
 constexpr int kSeeds = 12;
 constexpr int kRounds = 300;
