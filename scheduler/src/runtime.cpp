@@ -10,6 +10,7 @@
 #include <thread>
 #include <weft/runtime.hpp>
 
+#include "asyncgen_hooks.hpp"
 #include "worker.hpp"
 
 namespace weft::detail {
@@ -176,12 +177,19 @@ Metrics RuntimeImpl::metrics() const {
 void RuntimeImpl::shutdown() {
   if (shut_down.load(std::memory_order_acquire)) return;
   // asyncio.run's order (§R 118): cancel what is left and wait for it, report
-  // the errors those tasks ended with, (finalise generators and stop the
-  // executors: later issues), then stop the workers and close the rings.
+  // the errors those tasks ended with, finalise async generators, (stop the
+  // executors: a later issue), then stop the workers and close the rings.
   // Tasks may spawn more tasks while they unwind, so repeat until none is left.
+  bool generators_closed = false;
   for (int round = 0; round < 1000; ++round) {
     std::vector<TaskRef> tasks = all_tasks();
-    if (tasks.empty()) break;
+    if (tasks.empty()) {
+      if (generators_closed) break;
+      // shutdown_asyncgens: after the tasks, before the workers stop.
+      generators_closed = true;
+      finalize_async_generators(facade);
+      continue;
+    }
     for (auto& t : tasks) t.cancel();
     for (auto& t : tasks) block_until_done(t.header());
     for (auto& t : tasks) {
