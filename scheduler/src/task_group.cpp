@@ -32,7 +32,7 @@ void GroupState::on_done_locked(TaskHeader* t, std::size_t) noexcept {
   std::uint32_t s = t->state.load(std::memory_order_acquire);
   if (!(s & TaskHeader::kOutcomeError)) return;  // a value, or cancelled: not an error
   try {
-    errors_.push_back(*t->error);
+    errors_.push_back(task_error(t));
   } catch (...) {
     // Out of memory: the failure still aborts the group below.
   }
