@@ -304,9 +304,8 @@ void Worker::fire_timers() noexcept {
   std::int64_t now =
       std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
   firing_timers_ = true;
-  while (TimerNode* t = timers_.top()) {
-    if (t->deadline_ns > now) break;
-    timers_.pop();
+  while (!timers_.empty() && timers_.top_deadline() <= now) {
+    TimerNode* t = timers_.pop();
     t->fire(t);
   }
   firing_timers_ = false;
@@ -405,11 +404,12 @@ void Worker::park() noexcept {
   bool stop = rt_.stopping.load(std::memory_order_acquire);
   if (!has_work() && !stop) {
     std::int64_t timeout = -1;
-    if (TimerNode* t = timers_.top()) {
+    if (!timers_.empty()) {
       std::int64_t now =
           std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
               .count();
-      timeout = t->deadline_ns > now ? t->deadline_ns - now : 0;
+      std::int64_t due = timers_.top_deadline();
+      timeout = due > now ? due - now : 0;
     }
     const bool trim = trim_due();
     if (trim && (timeout < 0 || timeout > kTrimAfterIdleNs)) timeout = kTrimAfterIdleNs;
