@@ -130,7 +130,9 @@ void init_spawned(TaskHeader* h, std::coroutine_handle<> root, Runtime* rt, std:
     shard = impl.num_shards - 1;
   }
   if (!name.empty()) extras_of(h)->name = std::string(name);
-  h->refs.fetch_add(1, std::memory_order_relaxed);  // the task's own reference
+  // The task's own reference and its JoinHandle's, set before the task is
+  // published (schedule_spawned), so a plain store does.
+  h->refs.store(2, std::memory_order_relaxed);
   impl.registry_insert(h, shard);
 }
 

@@ -59,6 +59,8 @@ class TaskRef;
 
 namespace detail {
 // Defined in task.cpp / runtime.cpp.
+/// Prepares a spawned task's header; leaves it with two references (its own
+/// and the JoinHandle's, which the caller adopts).
 void init_spawned(TaskHeader* h, std::coroutine_handle<> root, Runtime* rt, std::string_view name);
 void schedule_spawned(TaskHeader* h);
 Runtime* current_runtime() noexcept;
@@ -207,8 +209,8 @@ JoinHandle<T> spawn(Task<T> task, SpawnOptions opts = {}) {
   auto h = task.release();
   detail::TaskHeader* hdr = &h.promise().header;
   h.promise().spawned = true;
-  detail::init_spawned(hdr, h, rt, opts.name);
-  JoinHandle<T> jh(hdr);
+  detail::init_spawned(hdr, h, rt, opts.name);  // two references: the task's and ours
+  JoinHandle<T> jh(hdr, /*adopt=*/true);
   detail::schedule_spawned(hdr);
   return jh;
 }

@@ -136,9 +136,8 @@ class Runtime {
     auto h = task.release();
     h.promise().spawned = true;
     detail::TaskHeader* hdr = &h.promise().header;
-    JoinHandle<T> jh(hdr, /*adopt=*/false);
-    detail::runtime_spawn(this, hdr, h, opts.name);
-    return jh;
+    detail::runtime_spawn(this, hdr, h, opts.name);  // two references: the task's and ours
+    return JoinHandle<T>(hdr, /*adopt=*/true);
   }
 
   /// Runs `task` to completion from a thread outside the runtime and returns
