@@ -10,11 +10,12 @@
 //
 // Items are reserved, not merely signalled (unlike Queue): a send to a
 // waiting receiver moves the item into that receiver's awaiter, and a
-// receive from a full buffer pulls the first blocked sender's item in. So a
-// cancelled recv() either gets its item (the cancel is then raised at the
-// task's next suspension point, weft's rule for completed operations) or
-// never took one; a cancelled send() either delivered its item or did not.
-// No item is lost or duplicated.
+// receive from a full buffer pulls the first blocked sender's item in. A
+// recv() cancelled after being handed an item but before it ran gives the
+// item back (to the next receiver or the front of the buffer) and raises
+// CancelledError; a cancelled send() either delivered its item (it then
+// completes normally, the cancel raised at the next suspension point) or did
+// not. No item is lost or duplicated.
 //
 // Cost: one std::mutex acquisition per send/recv (see detail/wait_list.hpp
 // for why a mutex); no allocation except the buffer's own growth.
@@ -146,6 +147,13 @@ class Channel {
     }
     std::optional<T> await_resume() {
       if (w.state == SyncWaiter::kCancelled) detail::throw_cancelled(detail::current_header());
+      if (slot && detail::sync_cancelled_after_grant(w)) {
+        // Handed an item, then cancelled before running: a task that returns
+        // with a cancel pending ends cancelled and would drop the item, so
+        // give it back (to the front) and raise as asyncio does.
+        Channel::give_back(s, std::move(*slot));
+        detail::throw_cancelled(w.task);
+      }
       return std::move(slot);
     }
   };
@@ -194,6 +202,19 @@ class Channel {
     if (s->capacity != 0 && s->buf.size() >= s->capacity) return false;
     s->buf.push_back(std::move(item));
     return true;
+  }
+  // Returns an item a cancelled receiver was handed: to the next waiting
+  // receiver, else to the front of the buffer (which may then hold one item
+  // more than its capacity, briefly).
+  static void give_back(State* s, T&& item) {
+    detail::WakeChain wake;
+    std::lock_guard g(s->m);
+    if (SyncWaiter* r = s->receivers.pop_front()) {
+      reinterpret_cast<std::optional<T>*>(r->value)->emplace(std::move(item));
+      wake.add(r, SyncWaiter::kGranted);
+      return;
+    }
+    s->buf.push_front(std::move(item));
   }
   static bool try_recv_locked(State* s, std::optional<T>& out, detail::WakeChain& wake) {
     if (s->buf.empty()) return false;
