@@ -17,8 +17,8 @@
 // completes normally, the cancel raised at the next suspension point) or did
 // not. No item is lost or duplicated.
 //
-// Cost: one std::mutex acquisition per send/recv (see detail/wait_list.hpp
-// for why a mutex); no allocation except the buffer's own growth.
+// Cost: one short spinlock section per send/recv (detail::SpinLock says
+// why not std::mutex here); no allocation except the buffer's own growth.
 //
 // Threads: every member may be called from any thread. try_send() and
 // close() also from threads outside the runtime (so does send() on an
@@ -44,7 +44,7 @@ struct ChannelState {
   explicit ChannelState(std::size_t cap) : capacity(cap) {}
   std::atomic<std::size_t> refs{1};
   const std::size_t capacity;  // 0: unbounded
-  std::mutex m;
+  SpinLock m;                  // see SpinLock for why not std::mutex
   std::deque<T> buf;
   bool closed = false;
   WaitList receivers;  // SyncWaiter::value points at the awaiter's optional<T>
