@@ -603,3 +603,28 @@ TEST_CASE(
   };
   CHECK(weft::run(main(&party), one_fifo()) == std::vector<int>{-1, 0, 3, -1, -1, 1});
 }
+
+TEST_CASE("O99 a waiter cancelled before the barrier trips leaves the cycle", "[sync][barrier]") {
+  auto party = [](weft::Barrier* b) -> weft::Task<int> {
+    co_return static_cast<int>(co_await b->wait());
+  };
+  auto main = [](decltype(party)* p) -> weft::Task<std::vector<int>> {
+    std::vector<int> out;
+    weft::Barrier b(2);
+    auto a = weft::spawn((*p)(&b));
+    co_await settle();
+    out.push_back(static_cast<int>(b.n_waiting()));  // 1
+    a.cancel();
+    try {
+      (void)co_await a;
+    } catch (const weft::CancelledError&) {
+      out.push_back(-1);
+    }
+    out.push_back(static_cast<int>(b.n_waiting()));  // 0: its arrival no longer counts
+    auto x = weft::spawn((*p)(&b));
+    auto y = weft::spawn((*p)(&b));
+    out.push_back((co_await x) + (co_await y));  // 0 + 1
+    co_return out;
+  };
+  CHECK(weft::run(main(&party), one_fifo()) == std::vector<int>{1, -1, 0, 1});
+}
