@@ -348,42 +348,33 @@ int64_t yield_many(weft::Runtime& rt, int64_t t, int64_t y) {
   return now_ns() - t0;
 }
 
-// ping_pong. weft has no oneshot channel yet; its one-shot is a fresh
-// Promise<int>/Future<int> per hop. A message cannot carry the reply's promise
-// (a Future's value is copied out, a Promise is move-only), so the sender of a
-// hop leaves the promise for the reply in the pair's `slot` before it
-// completes the hop; the receiver takes it after its await, which the
-// completion orders after the write.
-struct Pair {
-  weft::Promise<int> slot;  // the promise for the next hop, handed over
+// ping_pong: every hop goes through a fresh weft::oneshot, and the message
+// carries the sender for the reply (as the Tokio peer's does).
+struct Msg {
+  int64_t v;
+  weft::OneshotSender<Msg> reply;
 };
 
-weft::Task<void> pong(Pair* pair, weft::Future<int> f, int64_t r) {
+weft::Task<void> pong(weft::OneshotReceiver<Msg> rx, int64_t r) {
   for (int64_t i = 0; i < r; ++i) {
-    int v = co_await f;
-    weft::Promise<int> reply = std::move(pair->slot);
-    if (i + 1 < r) {
-      weft::Promise<int> next;
-      f = next.get_future();
-      pair->slot = std::move(next);
-    }
-    reply.set_result(v + 1);
+    Msg m = co_await rx;
+    auto [tx, next] = weft::oneshot<Msg>();
+    std::move(m.reply).send(Msg{m.v + 1, std::move(tx)});
+    rx = std::move(next);
   }
 }
 
 weft::Task<int64_t> ping(int64_t r) {
-  Pair pair;
-  weft::Promise<int> send;
-  weft::JoinHandle<void> partner = weft::spawn(pong(&pair, send.get_future(), r));
-  int v = 0;
+  auto [first_tx, first_rx] = weft::oneshot<Msg>();
+  weft::JoinHandle<void> partner = weft::spawn(pong(std::move(first_rx), r));
+  weft::OneshotSender<Msg> tx = std::move(first_tx);
+  int64_t v = 0;
   for (int64_t i = 0; i < r; ++i) {
-    weft::Promise<int> reply;
-    weft::Future<int> rf = reply.get_future();
-    pair.slot = std::move(reply);
-    send.set_result(v);
-    v = co_await rf;
-    v += 1;
-    if (i + 1 < r) send = std::move(pair.slot);
+    auto [reply_tx, reply_rx] = weft::oneshot<Msg>();
+    std::move(tx).send(Msg{v, std::move(reply_tx)});
+    Msg m = co_await reply_rx;
+    v = m.v + 1;
+    tx = std::move(m.reply);
   }
   co_await partner;
   co_return v;
@@ -406,6 +397,103 @@ weft::Task<void> ping_pong_root(int64_t p, int64_t r) {
 int64_t ping_pong(weft::Runtime& rt, int64_t p, int64_t r) {
   int64_t t0 = now_ns();
   rt.block_on(ping_pong_root(p, r));
+  return now_ns() - t0;
+}
+
+// ------------------------------------------------------------------ sync
+// Shapes shared with the Tokio peer (bench/peers/tokio/src/main.rs): each
+// runs `n` rounds; one op is one message / one acquire / one wake-up.
+constexpr int64_t kMpscProducers = 5;
+constexpr int64_t kMpscMessages = 1000;  // per producer per round
+constexpr std::size_t kMpscCapacity = 1024;
+constexpr int64_t kContenders = 6;
+constexpr int64_t kAcquiresPerTask = 1000;  // per task per round
+constexpr int64_t kFanOut = 500;
+
+weft::Task<void> mpsc_producer(weft::Channel<int64_t> ch) {
+  for (int64_t i = 0; i < kMpscMessages; ++i) co_await ch.send(i);
+}
+
+weft::Task<void> mpsc_root(int64_t rounds, bool bounded) {
+  for (int64_t r = 0; r < rounds; ++r) {
+    auto ch = bounded ? weft::Channel<int64_t>(kMpscCapacity) : weft::Channel<int64_t>::unbounded();
+    std::vector<weft::JoinHandle<void>> hs;
+    for (int64_t p = 0; p < kMpscProducers; ++p) hs.push_back(weft::spawn(mpsc_producer(ch)));
+    int64_t got = 0;
+    for (int64_t i = 0; i < kMpscProducers * kMpscMessages; ++i) {
+      std::optional<int64_t> v = co_await ch.recv();
+      got += v.has_value();
+    }
+    if (got != kMpscProducers * kMpscMessages) {
+      std::fprintf(stderr, "%s: mpsc: lost messages\n", kProg);
+      std::exit(1);
+    }
+    for (auto& h : hs) co_await h;
+  }
+}
+
+weft::Task<void> sem_contender(weft::Semaphore* s, std::atomic<int64_t>* n) {
+  for (int64_t i = 0; i < kAcquiresPerTask; ++i) {
+    co_await s->acquire();
+    n->fetch_add(1, std::memory_order_relaxed);
+    s->release();
+  }
+}
+
+weft::Task<void> semaphore_root(int64_t rounds) {
+  for (int64_t r = 0; r < rounds; ++r) {
+    weft::Semaphore s(2);
+    std::atomic<int64_t> n{0};
+    std::vector<weft::JoinHandle<void>> hs;
+    for (int64_t t = 0; t < kContenders; ++t) hs.push_back(weft::spawn(sem_contender(&s, &n)));
+    for (auto& h : hs) co_await h;
+  }
+}
+
+weft::Task<void> mutex_contender(weft::Lock* l, int64_t* counter) {
+  for (int64_t i = 0; i < kAcquiresPerTask; ++i) {
+    auto g = co_await l->lock();
+    ++*counter;
+  }
+}
+
+weft::Task<void> mutex_root(int64_t rounds) {
+  for (int64_t r = 0; r < rounds; ++r) {
+    weft::Lock l;
+    int64_t counter = 0;
+    std::vector<weft::JoinHandle<void>> hs;
+    for (int64_t t = 0; t < kContenders; ++t)
+      hs.push_back(weft::spawn(mutex_contender(&l, &counter)));
+    for (auto& h : hs) co_await h;
+    if (counter != kContenders * kAcquiresPerTask) {
+      std::fprintf(stderr, "%s: mutex: lost updates\n", kProg);
+      std::exit(1);
+    }
+  }
+}
+
+weft::Task<void> notify_waiter(weft::Event* e, std::atomic<int64_t>* ready) {
+  ready->fetch_add(1, std::memory_order_relaxed);
+  co_await e->wait();
+}
+
+weft::Task<void> notify_root(int64_t rounds) {
+  for (int64_t r = 0; r < rounds; ++r) {
+    weft::Event e;
+    std::atomic<int64_t> ready{0};
+    std::vector<weft::JoinHandle<void>> hs;
+    hs.reserve(kFanOut);
+    for (int64_t t = 0; t < kFanOut; ++t) hs.push_back(weft::spawn(notify_waiter(&e, &ready)));
+    while (ready.load(std::memory_order_relaxed) < kFanOut) co_await weft::yield_now();
+    e.set();
+    for (auto& h : hs) co_await h;
+  }
+}
+
+template <class Root>
+int64_t timed(weft::Runtime& rt, Root root) {
+  int64_t t0 = now_ns();
+  rt.block_on(std::move(root));
   return now_ns() - t0;
 }
 
@@ -521,8 +609,10 @@ weft::Task<int64_t> await_cancelled(std::vector<weft::JoinHandle<void>>* hs) {
 int run(const Args& a) {
   const std::string& w = a.workload;
   Json out("weft", w);
-  static const char* const known[] = {"spawn_many",    "spawn_remote", "yield_many", "ping_pong",
-                                      "chained_spawn", "timers",       "io_nop",     "spawn_idle"};
+  static const char* const known[] = {"spawn_many",    "spawn_remote",   "yield_many", "ping_pong",
+                                      "chained_spawn", "timers",         "io_nop",     "spawn_idle",
+                                      "mpsc_bounded",  "mpsc_unbounded", "semaphore",  "notify",
+                                      "mutex"};
   if (w == "blocking_seq" || w == "blocking_conc") {
     out.str("skipped", "needs run_in_executor (executors issue)");
     out.print();
@@ -591,9 +681,41 @@ int run(const Args& a) {
     out.timing(ns, ops);
     Counters d = diff(before, after);
     out.uinteger("cross_worker_wakes", d.remote_wakes);
-    out.str("note",
-            "a fresh Promise<int>/Future<int> per hop (weft's one-shot); cross_worker_wakes = "
-            "metrics remote_wakes");
+    out.str("note", "a fresh weft::oneshot per hop; cross_worker_wakes = metrics remote_wakes");
+  } else if (w == "mpsc_bounded" || w == "mpsc_unbounded") {
+    int64_t n = a.n < 0 ? (w == "mpsc_bounded" ? 300 : 500) : a.n;
+    out.integer("n", n);
+    int64_t ns = timed(rt, mpsc_root(n, w == "mpsc_bounded"));
+    stop_counters();
+    ops = n * kMpscProducers * kMpscMessages;
+    out.timing(ns, ops);
+    out.str("note", w == "mpsc_bounded"
+                        ? "weft::Channel(1024), 5 producers x 1000, one consumer"
+                        : "weft::Channel::unbounded(), 5 producers x 1000, one consumer");
+  } else if (w == "semaphore") {
+    int64_t n = a.n < 0 ? 500 : a.n;
+    out.integer("n", n);
+    int64_t ns = timed(rt, semaphore_root(n));
+    stop_counters();
+    ops = n * kContenders * kAcquiresPerTask;
+    out.timing(ns, ops);
+    out.str("note", "Semaphore(2), 6 tasks x 1000 acquire/release per round");
+  } else if (w == "mutex") {
+    int64_t n = a.n < 0 ? 2000 : a.n;
+    out.integer("n", n);
+    int64_t ns = timed(rt, mutex_root(n));
+    stop_counters();
+    ops = n * kContenders * kAcquiresPerTask;
+    out.timing(ns, ops);
+    out.str("note", "Lock, 6 tasks x 1000 lock/unlock per round");
+  } else if (w == "notify") {
+    int64_t n = a.n < 0 ? 1000 : a.n;
+    out.integer("n", n);
+    int64_t ns = timed(rt, notify_root(n));
+    stop_counters();
+    ops = n * kFanOut;
+    out.timing(ns, ops);
+    out.str("note", "per round: spawn 500 waiters on an Event, set() once they wait, join all");
   } else if (w == "chained_spawn") {
     int64_t n = a.n < 0 ? 100000 : a.n;
     out.integer("n", n);

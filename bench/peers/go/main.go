@@ -374,6 +374,10 @@ func main() {
 		out.str("skipped", "not applicable: Go has no run_in_executor/spawn_blocking (blocking calls just occupy an M)")
 		out.print()
 		return
+	case "mpsc_bounded", "mpsc_unbounded", "semaphore", "notify", "mutex":
+		out.str("skipped", "the sync workloads compare weft with tokio::sync only (issue: sync)")
+		out.print()
+		return
 	case "spawn_many", "spawn_remote", "yield_many", "ping_pong", "chained_spawn", "timers", "spawn_idle":
 	default:
 		out.str("skipped", "unknown workload")

@@ -441,6 +441,152 @@ fn blocking_conc(rt: &Runtime, n: u64, p: u64) -> u64 {
     nanos_since(t0)
 }
 
+// ---------------------------------------------------------------- sync
+// Same shapes as weft's (bench/weft_bench.cpp): `n` rounds; one op is one
+// message / one acquire / one wake-up.
+const MPSC_PRODUCERS: u64 = 5;
+const MPSC_MESSAGES: u64 = 1000;
+const MPSC_CAPACITY: usize = 1024;
+const CONTENDERS: u64 = 6;
+const ACQUIRES_PER_TASK: u64 = 1000;
+const FAN_OUT: u64 = 500;
+
+fn mpsc_run(rt: &Runtime, rounds: u64, bounded: bool) -> u64 {
+    let t0 = Instant::now();
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            for _ in 0..rounds {
+                let mut got = 0u64;
+                if bounded {
+                    let (tx, mut rx) = tokio::sync::mpsc::channel::<u64>(MPSC_CAPACITY);
+                    for _ in 0..MPSC_PRODUCERS {
+                        let tx = tx.clone();
+                        tokio::spawn(async move {
+                            for i in 0..MPSC_MESSAGES {
+                                tx.send(i).await.unwrap();
+                            }
+                        });
+                    }
+                    drop(tx);
+                    while rx.recv().await.is_some() {
+                        got += 1;
+                    }
+                } else {
+                    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+                    for _ in 0..MPSC_PRODUCERS {
+                        let tx = tx.clone();
+                        tokio::spawn(async move {
+                            for i in 0..MPSC_MESSAGES {
+                                tx.send(i).unwrap();
+                            }
+                        });
+                    }
+                    drop(tx);
+                    while rx.recv().await.is_some() {
+                        got += 1;
+                    }
+                }
+                assert_eq!(got, MPSC_PRODUCERS * MPSC_MESSAGES);
+            }
+        })
+        .await
+        .unwrap();
+    });
+    nanos_since(t0)
+}
+
+fn semaphore_run(rt: &Runtime, rounds: u64) -> u64 {
+    let t0 = Instant::now();
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            for _ in 0..rounds {
+                let sem = Arc::new(tokio::sync::Semaphore::new(2));
+                let n = Arc::new(AtomicUsize::new(0));
+                let hs: Vec<_> = (0..CONTENDERS)
+                    .map(|_| {
+                        let sem = sem.clone();
+                        let n = n.clone();
+                        tokio::spawn(async move {
+                            for _ in 0..ACQUIRES_PER_TASK {
+                                let _p = sem.acquire().await.unwrap();
+                                n.fetch_add(1, Ordering::Relaxed);
+                            }
+                        })
+                    })
+                    .collect();
+                for h in hs {
+                    h.await.unwrap();
+                }
+            }
+        })
+        .await
+        .unwrap();
+    });
+    nanos_since(t0)
+}
+
+fn mutex_run(rt: &Runtime, rounds: u64) -> u64 {
+    let t0 = Instant::now();
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            for _ in 0..rounds {
+                let m = Arc::new(tokio::sync::Mutex::new(0u64));
+                let hs: Vec<_> = (0..CONTENDERS)
+                    .map(|_| {
+                        let m = m.clone();
+                        tokio::spawn(async move {
+                            for _ in 0..ACQUIRES_PER_TASK {
+                                *m.lock().await += 1;
+                            }
+                        })
+                    })
+                    .collect();
+                for h in hs {
+                    h.await.unwrap();
+                }
+                assert_eq!(*m.lock().await, CONTENDERS * ACQUIRES_PER_TASK);
+            }
+        })
+        .await
+        .unwrap();
+    });
+    nanos_since(t0)
+}
+
+// Fan-out: 500 tasks wait on a broadcast receiver each (subscribed before
+// the send, so none can miss it), one send wakes them all.
+fn notify_run(rt: &Runtime, rounds: u64) -> u64 {
+    let t0 = Instant::now();
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            for _ in 0..rounds {
+                let (tx, _) = tokio::sync::broadcast::channel::<()>(1);
+                let ready = Arc::new(AtomicUsize::new(0));
+                let hs: Vec<_> = (0..FAN_OUT)
+                    .map(|_| {
+                        let mut rx = tx.subscribe();
+                        let ready = ready.clone();
+                        tokio::spawn(async move {
+                            ready.fetch_add(1, Ordering::Relaxed);
+                            rx.recv().await.unwrap();
+                        })
+                    })
+                    .collect();
+                while (ready.load(Ordering::Relaxed) as u64) < FAN_OUT {
+                    tokio::task::yield_now().await;
+                }
+                tx.send(()).unwrap();
+                for h in hs {
+                    h.await.unwrap();
+                }
+            }
+        })
+        .await
+        .unwrap();
+    });
+    nanos_since(t0)
+}
+
 // ---------------------------------------------------------------- main
 
 fn main() {
@@ -456,6 +602,11 @@ fn main() {
         "spawn_idle",
         "blocking_seq",
         "blocking_conc",
+        "mpsc_bounded",
+        "mpsc_unbounded",
+        "semaphore",
+        "notify",
+        "mutex",
     ];
     let mut out = Json::new(w);
     if w == "io_nop" {
@@ -554,6 +705,35 @@ fn main() {
             out.int("p", p);
             let ns = blocking_conc(&rt, n, p);
             out.timing(ns, n);
+        }
+        "mpsc_bounded" | "mpsc_unbounded" => {
+            let bounded = w == "mpsc_bounded";
+            let n = a.n.unwrap_or(if bounded { 300 } else { 500 });
+            out.int("n", n);
+            let ns = mpsc_run(&rt, n, bounded);
+            out.timing(ns, n * MPSC_PRODUCERS * MPSC_MESSAGES);
+            out.str("note", if bounded { "tokio::sync::mpsc::channel(1024), 5 producers x 1000, one consumer" } else { "tokio::sync::mpsc::unbounded_channel, 5 producers x 1000, one consumer" });
+        }
+        "semaphore" => {
+            let n = a.n.unwrap_or(500);
+            out.int("n", n);
+            let ns = semaphore_run(&rt, n);
+            out.timing(ns, n * CONTENDERS * ACQUIRES_PER_TASK);
+            out.str("note", "tokio::sync::Semaphore(2), 6 tasks x 1000 acquire/release per round");
+        }
+        "mutex" => {
+            let n = a.n.unwrap_or(2000);
+            out.int("n", n);
+            let ns = mutex_run(&rt, n);
+            out.timing(ns, n * CONTENDERS * ACQUIRES_PER_TASK);
+            out.str("note", "tokio::sync::Mutex, 6 tasks x 1000 lock/unlock per round");
+        }
+        "notify" => {
+            let n = a.n.unwrap_or(1000);
+            out.int("n", n);
+            let ns = notify_run(&rt, n);
+            out.timing(ns, n * FAN_OUT);
+            out.str("note", "per round: 500 tasks on tokio::sync::broadcast receivers, one send once they wait, join all");
         }
         _ => unreachable!(),
     }
