@@ -176,23 +176,30 @@ Metrics RuntimeImpl::metrics() const {
 void RuntimeImpl::shutdown() {
   if (shut_down.load(std::memory_order_acquire)) return;
   // asyncio.run's order (§R 118): cancel what is left and wait for it, report
-  // the errors those tasks ended with, (finalise generators and stop the
-  // executors: later issues), then stop the workers and close the rings.
+  // the errors those tasks ended with, (finalise generators: a later issue),
+  // shut down the default executor, then stop the workers and close the rings.
   // Tasks may spawn more tasks while they unwind, so repeat until none is left.
-  for (int round = 0; round < 1000; ++round) {
-    std::vector<TaskRef> tasks = all_tasks();
-    if (tasks.empty()) break;
-    for (auto& t : tasks) t.cancel();
-    for (auto& t : tasks) block_until_done(t.header());
-    for (auto& t : tasks) {
-      std::uint32_t s =
-          t.header()->state.fetch_or(TaskHeader::kRetrieved, std::memory_order_acq_rel);
-      if ((s & TaskHeader::kOutcomeError) && !(s & TaskHeader::kRetrieved)) {
-        report({"unhandled exception during weft::run() shutdown (task " + t.name() + ")",
-                *t.header()->error, t});
+  auto cancel_all = [this] {
+    for (int round = 0; round < 1000; ++round) {
+      std::vector<TaskRef> tasks = all_tasks();
+      if (tasks.empty()) break;
+      for (auto& t : tasks) t.cancel();
+      for (auto& t : tasks) block_until_done(t.header());
+      for (auto& t : tasks) {
+        std::uint32_t s =
+            t.header()->state.fetch_or(TaskHeader::kRetrieved, std::memory_order_acq_rel);
+        if ((s & TaskHeader::kOutcomeError) && !(s & TaskHeader::kRetrieved)) {
+          report({"unhandled exception during weft::run() shutdown (task " + t.name() + ")",
+                  *t.header()->error, t});
+        }
       }
     }
-  }
+  };
+  cancel_all();
+  // Waits for the default executor's threads; a job still running may spawn
+  // (run_coroutine_threadsafe), so cancel once more afterwards.
+  shutdown_executors(*this);
+  cancel_all();
   closed.store(true, std::memory_order_release);
   stop_workers();
 }

@@ -17,3 +17,5 @@
 #include <weft/sync.hpp>
 #include <weft/task.hpp>
 #include <weft/version.hpp>
+#include <weft/executor.hpp>
+#include <weft/resolve.hpp>
