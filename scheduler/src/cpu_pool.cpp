@@ -39,7 +39,9 @@
 namespace weft::detail {
 
 struct CpuPoolImpl {
-  explicit CpuPoolImpl(unsigned c) : concurrency(c), arena(static_cast<int>(c)) {}
+  // No slot reserved for external threads: jobs are only ever enqueued, so
+  // every slot goes to a TBB worker.
+  explicit CpuPoolImpl(unsigned c) : concurrency(c), arena(static_cast<int>(c), 0) {}
   unsigned concurrency;
   tbb::task_arena arena;
   std::atomic<std::uint64_t> outstanding{0};

@@ -47,6 +47,7 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -100,14 +101,19 @@ class Job {
 
 namespace detail {
 
-/// The job submit() builds: runs fn(args...) into a promise.
+/// The job submit() builds: runs fn(args...) into a promise. fn and the
+/// arguments are destroyed before the outcome is published, so whoever sees
+/// the future done also sees them gone (as a std::packaged_task would not).
 template <class R, class F, class Args>
 struct SubmitJob final : Job::Body {
   Promise<R> p;
-  F fn;
-  Args args;
+  std::optional<F> fn;
+  std::optional<Args> args;
   bool ran = false;
-  SubmitJob(Promise<R> pr, F f, Args a) : p(std::move(pr)), fn(std::move(f)), args(std::move(a)) {}
+  SubmitJob(Promise<R> pr, F f, Args a) : p(std::move(pr)) {
+    fn.emplace(std::move(f));
+    args.emplace(std::move(a));
+  }
   ~SubmitJob() override {
     if (!ran) {
       try {
@@ -116,19 +122,30 @@ struct SubmitJob final : Job::Body {
       }
     }
   }
+  void drop_callable() noexcept {
+    args.reset();
+    fn.reset();
+  }
   void run() noexcept override {
     ran = true;
-    if (p.done()) return;  // cancelled before it started: fn does not run
+    if (p.done()) {  // cancelled before it started: fn does not run
+      drop_callable();
+      return;
+    }
     try {
       if constexpr (std::is_void_v<R>) {
-        std::apply(fn, std::move(args));
+        std::apply(*fn, std::move(*args));
+        drop_callable();
         p.set_result();
       } else {
-        p.set_result(std::apply(fn, std::move(args)));
+        R r = std::apply(*fn, std::move(*args));
+        drop_callable();
+        p.set_result(std::move(r));
       }
     } catch (...) {
       // fn threw, or the future was cancelled meanwhile (set_result throws
       // InvalidStateError): the late outcome is dropped (§S 120).
+      drop_callable();
       try {
         if (!p.done()) p.set_exception(std::current_exception());
       } catch (...) {
