@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "../support/test_helpers.hpp"
+#include "../support/tsan_exception_ptr.hpp"
 
 using namespace std::chrono_literals;
 using weft_test::workers;
@@ -482,12 +483,19 @@ TEST_CASE("a job an executor drops unrun cancels its future (nobody waits for ev
 
 TEST_CASE("submit copies arguments into the job and passes std::ref through", "[executor]") {
   weft::BlockingPool pool;
-  weft_test::Counters c;
+  weft_test::Counters c;  // plain ints: the job starts only after submit returned
   int target = 0;
+  std::mutex gate;
   {
+    std::unique_lock<std::mutex> hold(gate);
     weft_test::Tracked t(&c, 5);
-    auto f = pool.submit([](const weft_test::Tracked& x, int& out) { out = x.value; }, t,
-                         std::ref(target));
+    auto f = pool.submit(
+        [&gate](const weft_test::Tracked& x, int& out) {
+          std::lock_guard<std::mutex> g(gate);
+          out = x.value;
+        },
+        t, std::ref(target));
+    hold.unlock();
     f.get();
   }
   CHECK(target == 5);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "../support/test_helpers.hpp"
+#include "../support/tsan_exception_ptr.hpp"
 
 using weft_test::workers;
 
