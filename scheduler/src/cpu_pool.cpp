@@ -14,8 +14,9 @@
 //
 // ThreadSanitizer cannot see the synchronisation inside Debian's libtbb
 // (PLATFORM.md). Two hand-offs cross into the arena:
-//   - the job: __tsan_release on its Payload before enqueue(), __tsan_acquire
-//     first thing in the task;
+//   - the pool a drain task works for: __tsan_release on it before enqueue(),
+//     __tsan_acquire first thing in the task (the jobs themselves pass
+//     through the queue's std::mutex, which TSan sees);
 //   - TBB's own task object, which TBB's header templates (compiled into our
 //     code, so instrumented) construct in enqueue() and destroy after the
 //     run, in memory TBB's small-object pool recycles between threads: the
