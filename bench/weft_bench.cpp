@@ -604,20 +604,53 @@ weft::Task<int64_t> await_cancelled(std::vector<weft::JoinHandle<void>>* hs) {
   co_return cancelled;
 }
 
+// blocking_seq / blocking_conc: run_in_executor(nullptr, noop) round trips
+// on the default executor (a BlockingPool created on first use, as Tokio's
+// blocking pool), n in a row from one task, or p tasks each with one in
+// flight (Tokio's spawn_blocking peer).
+weft::Task<void> blocking_loop(int64_t n) {
+  for (int64_t i = 0; i < n; ++i) co_await weft::run_in_executor(nullptr, [] {});
+}
+
+weft::Task<void> blocking_conc_root(int64_t n, int64_t p) {
+  std::vector<weft::JoinHandle<void>> hs;
+  hs.reserve(static_cast<size_t>(p));
+  for (int64_t i = 0; i < p; ++i) hs.push_back(weft::spawn(blocking_loop(n / p + (i < n % p))));
+  for (auto& h : hs) co_await h;
+}
+
+// cpu_fanout: the sum of n uint32 values (value i & 1023), split into
+// `chunks` equal ranges, each summed by one CpuPool job submitted from a
+// task, which then awaits every future in order (the TBB peer calls
+// tbb::parallel_reduce with the same chunks directly, the Tokio peer uses
+// spawn_blocking per chunk).
+weft::Task<uint64_t> cpu_fanout_root(weft::CpuPool* pool, const uint32_t* data, int64_t n,
+                                     int64_t chunks) {
+  std::vector<weft::Future<uint64_t>> fs;
+  fs.reserve(static_cast<size_t>(chunks));
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t b = n * c / chunks, e = n * (c + 1) / chunks;
+    fs.push_back(pool->submit([data, b, e] {
+      uint64_t sum = 0;
+      for (int64_t i = b; i < e; ++i) sum += data[i];
+      return sum;
+    }));
+  }
+  uint64_t total = 0;
+  for (auto& f : fs) total += co_await f;
+  co_return total;
+}
+
 // ------------------------------------------------------------------ main
 
 int run(const Args& a) {
   const std::string& w = a.workload;
   Json out("weft", w);
-  static const char* const known[] = {"spawn_many",    "spawn_remote",   "yield_many", "ping_pong",
-                                      "chained_spawn", "timers",         "io_nop",     "spawn_idle",
-                                      "mpsc_bounded",  "mpsc_unbounded", "semaphore",  "notify",
-                                      "mutex"};
-  if (w == "blocking_seq" || w == "blocking_conc") {
-    out.str("skipped", "needs run_in_executor (executors issue)");
-    out.print();
-    return 0;
-  }
+  static const char* const known[] = {
+      "spawn_many",   "spawn_remote",   "yield_many",    "ping_pong", "chained_spawn",
+      "timers",       "io_nop",         "spawn_idle",    "blocking_seq", "blocking_conc",
+      "cpu_fanout",   "mpsc_bounded",   "mpsc_unbounded", "semaphore", "notify",
+      "mutex"};
   if (std::none_of(std::begin(known), std::end(known), [&](const char* k) { return w == k; })) {
     out.str("skipped", "unknown workload");
     out.print();
@@ -761,6 +794,49 @@ int run(const Args& a) {
     out.str("note",
             "depth tasks per worker (spawned from a callback on its loop) each awaiting "
             "weft::io::nop() in a loop; ops/ns_per_op per worker as the uring peer");
+  } else if (w == "blocking_seq") {
+    int64_t n = a.n < 0 ? 100000 : a.n;
+    out.integer("n", n);
+    int64_t t0 = now_ns();
+    rt.block_on(blocking_loop(n));
+    int64_t ns = now_ns() - t0;
+    stop_counters();
+    ops = n;
+    out.timing(ns, ops);
+    out.str("note",
+            "co_await run_in_executor(nullptr, noop) n times from one task (default "
+            "BlockingPool, created lazily like Tokio's)");
+  } else if (w == "blocking_conc") {
+    int64_t n = a.n < 0 ? 100000 : a.n;
+    int64_t p = a.p < 0 ? 64 : std::max<int64_t>(1, a.p);
+    out.integer("n", n);
+    out.integer("p", p);
+    int64_t t0 = now_ns();
+    rt.block_on(blocking_conc_root(n, p));
+    int64_t ns = now_ns() - t0;
+    stop_counters();
+    ops = n;
+    out.timing(ns, ops);
+  } else if (w == "cpu_fanout") {
+    int64_t n = a.n < 0 ? 100000000 : a.n;
+    int64_t chunks = a.p < 0 ? 10000 : std::max<int64_t>(1, a.p);
+    out.integer("n", n);
+    out.integer("p", chunks);
+    std::vector<uint32_t> data(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) data[static_cast<size_t>(i)] = static_cast<uint32_t>(i & 1023);
+    weft::CpuPool pool(weft::CpuPoolOptions{static_cast<unsigned>(a.workers)});
+    // Warm the arena's threads, as the TBB peer warms its arena.
+    rt.block_on(cpu_fanout_root(&pool, data.data(), std::min<int64_t>(n, 1024), 16));
+    int64_t t0 = now_ns();
+    uint64_t sum = rt.block_on(cpu_fanout_root(&pool, data.data(), n, chunks));
+    int64_t ns = now_ns() - t0;
+    stop_counters();
+    ops = chunks;
+    out.timing(ns, ops);
+    out.uinteger("sum", sum);
+    out.str("note",
+            "p CpuPool jobs (a oneTBB arena of --workers) submitted from a task, each "
+            "summing n/p values; ns_per_op per chunk");
   } else if (w == "spawn_idle") {
     int64_t n = a.n < 0 ? 1000000 : a.n;
     out.integer("n", n);

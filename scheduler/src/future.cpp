@@ -61,16 +61,40 @@ bool future_waiter_cancel(Suspension* s) noexcept {
   }
 }
 
-struct FutureCallbackWaiter : WaitNode {
+}  // namespace
+
+// A done-callback registration. It sits in the future's waiter list (one
+// reference) and may be named by a DoneCallbackHandle (another). `state`
+// decides, once, whether it runs (kArmed -> kFired, by the completer) or is
+// removed (kArmed -> kRemoved, by remove_done_callback): whoever wins the CAS
+// owns `cb`.
+struct DoneCallbackNode : WaitNode {
+  enum : std::uint32_t { kArmed = 0, kFired = 1, kRemoved = 2 };
+  std::atomic<std::uint32_t> state{kArmed};
+  std::atomic<std::uint32_t> refs{1};
+  const FutureCore* core = nullptr;  // identity only, never dereferenced
   CallbackNode* cb = nullptr;
   Worker* loop = nullptr;  // kept valid by the reference on its runtime
 };
 
+void done_callback_release(DoneCallbackNode* n) noexcept {
+  if (n->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete n;
+}
+
+RuntimeImpl* impl_of(Runtime* rt) noexcept { return rt ? &rt->impl() : nullptr; }
+
+namespace {
+
 void future_callback_fire(WaitNode* n, TaskHeader*) noexcept {
-  auto* d = static_cast<FutureCallbackWaiter*>(n);
+  auto* d = static_cast<DoneCallbackNode*>(n);
   RuntimeImpl& rt = d->loop->rt();
-  d->loop->post_foreign(d->cb);  // dropped if that runtime has shut down
-  delete d;
+  std::uint32_t expected = DoneCallbackNode::kArmed;
+  // acq_rel: pairs with the remover's CAS, so exactly one side owns cb.
+  if (d->state.compare_exchange_strong(expected, DoneCallbackNode::kFired,
+                                       std::memory_order_acq_rel)) {
+    d->loop->post_foreign(d->cb);  // dropped if that runtime has shut down
+  }
+  done_callback_release(d);
   rt.release();
 }
 
@@ -81,6 +105,10 @@ FutureCore::FutureCore(Runtime* rt) noexcept : rt_(rt ? &rt->impl() : nullptr) {
 }
 
 FutureCore::~FutureCore() {
+  // Nodes still registered on a future that dies pending: removed done
+  // callbacks and wrap_future followers (which do not keep their source
+  // alive). Firing them lets each clean up; they see kPending.
+  waiters_.close_and_fire(nullptr);
   if (rt_) rt_->release();
 }
 
@@ -161,7 +189,7 @@ bool FutureCore::wait_blocking(std::int64_t deadline_ns) const {
 
 bool FutureCore::add_waiter(WaitNode* n) noexcept { return waiters_.push(n); }
 
-void FutureCore::add_done_callback(CallbackNode* cb) {
+DoneCallbackNode* FutureCore::add_done_callback(CallbackNode* cb, bool want_handle) {
   Worker* loop = Worker::current();
   if (loop == nullptr) {
     if (rt_ == nullptr) {
@@ -176,14 +204,37 @@ void FutureCore::add_done_callback(CallbackNode* cb) {
     cb->release();
     throw RuntimeError("weft::Future::add_done_callback: the runtime has shut down");
   }
-  auto* d = new FutureCallbackWaiter;
+  DoneCallbackNode* d;
+  try {
+    d = new DoneCallbackNode;
+  } catch (...) {
+    cb->release();
+    throw;
+  }
   d->fire = future_callback_fire;
   d->cb = cb;
   d->loop = loop;
+  d->core = this;
+  if (want_handle) d->refs.store(2, std::memory_order_relaxed);
   loop->rt().add_ref();
   if (!add_waiter(d)) {
     future_callback_fire(d, nullptr);  // already done: still queued, never run inline
   }
+  return want_handle ? d : nullptr;
+}
+
+std::size_t FutureCore::remove_done_callback(DoneCallbackNode* d) noexcept {
+  if (d == nullptr || d->core != this) return 0;
+  std::uint32_t expected = DoneCallbackNode::kArmed;
+  if (!d->state.compare_exchange_strong(expected, DoneCallbackNode::kRemoved,
+                                        std::memory_order_acq_rel))
+    return 0;
+  // We own cb now: release its captures (a copy of this future among them)
+  // at once, so a removed callback cannot keep its future alive. The node
+  // itself stays in the list until the future completes or dies.
+  CallbackNode* cb = std::exchange(d->cb, nullptr);
+  cb->release();
+  return 1;
 }
 
 bool future_await_suspend(FutureWaiter* w, std::coroutine_handle<> h) {

@@ -177,30 +177,35 @@ Metrics RuntimeImpl::metrics() const {
 void RuntimeImpl::shutdown() {
   if (shut_down.load(std::memory_order_acquire)) return;
   // asyncio.run's order (§R 118): cancel what is left and wait for it, report
-  // the errors those tasks ended with, finalise async generators, (stop the
-  // executors: a later issue), then stop the workers and close the rings.
-  // Tasks may spawn more tasks while they unwind, so repeat until none is left.
-  bool generators_closed = false;
-  for (int round = 0; round < 1000; ++round) {
-    std::vector<TaskRef> tasks = all_tasks();
-    if (tasks.empty()) {
-      if (generators_closed) break;
-      // shutdown_asyncgens: after the tasks, before the workers stop.
-      generators_closed = true;
-      finalize_async_generators(facade);
-      continue;
-    }
-    for (auto& t : tasks) t.cancel();
-    for (auto& t : tasks) block_until_done(t.header());
-    for (auto& t : tasks) {
-      std::uint32_t s =
-          t.header()->state.fetch_or(TaskHeader::kRetrieved, std::memory_order_acq_rel);
-      if ((s & TaskHeader::kOutcomeError) && !(s & TaskHeader::kRetrieved)) {
-        report({"unhandled exception during weft::run() shutdown (task " + t.name() + ")",
-                task_error(t.header()), t});
+  // the errors those tasks ended with, finalise the async generators still
+  // suspended (shutdown_asyncgens), shut down the default executor, then stop
+  // the workers and close the rings. Tasks may spawn more tasks while they
+  // unwind, so each round repeats until none is left.
+  auto cancel_all = [this] {
+    for (int round = 0; round < 1000; ++round) {
+      std::vector<TaskRef> tasks = all_tasks();
+      if (tasks.empty()) break;
+      for (auto& t : tasks) t.cancel();
+      for (auto& t : tasks) block_until_done(t.header());
+      for (auto& t : tasks) {
+        std::uint32_t s =
+            t.header()->state.fetch_or(TaskHeader::kRetrieved, std::memory_order_acq_rel);
+        if ((s & TaskHeader::kOutcomeError) && !(s & TaskHeader::kRetrieved)) {
+          report({"unhandled exception during weft::run() shutdown (task " + t.name() + ")",
+                  task_error(t.header()), t});
+        }
       }
     }
-  }
+  };
+  cancel_all();
+  // shutdown_asyncgens: after the tasks, before the executors; a generator's
+  // cleanup may spawn, so cancel once more afterwards.
+  finalize_async_generators(facade);
+  cancel_all();
+  // Waits for the default executor's threads; a job still running may spawn
+  // (run_coroutine_threadsafe), so cancel once more afterwards.
+  shutdown_executors(*this);
+  cancel_all();
   closed.store(true, std::memory_order_release);
   stop_workers();
 }

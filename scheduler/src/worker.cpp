@@ -196,7 +196,11 @@ void Worker::run_task(TaskHeader* t) noexcept {
     t->waiting_on = nullptr;
     t->last_worker = static_cast<std::uint16_t>(index_);
     tl_current_task = t;
-    resume_chain(t->resume_point);
+    if (!rt_.opts.debug) [[likely]] {
+      resume_chain(t->resume_point);
+    } else {
+      run_step_timed(t);  // debug mode: slow-step report (slow_step.cpp)
+    }
     tl_current_task = nullptr;
   }
 

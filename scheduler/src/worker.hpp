@@ -43,6 +43,7 @@
 #include <weft/loop.hpp>
 #include <weft/runtime.hpp>
 
+#include "executor_slot.hpp"
 #include "inbox.hpp"
 #include "inject_queue.hpp"
 #include "local_queue.hpp"
@@ -156,6 +157,8 @@ class Worker final : public Loop {
   TaskHeader* next_task() noexcept;
   TaskHeader* pop_inject_batch() noexcept;
   void run_task(TaskHeader* t) noexcept;
+  /// Debug mode: resumes t's step timing it, reports a slow one (slow_step.cpp).
+  void run_step_timed(TaskHeader* t) noexcept;
   void maintenance() noexcept;
   void run_ready_callbacks() noexcept;
   void fire_timers() noexcept;
@@ -268,6 +271,7 @@ class RuntimeImpl {
   std::atomic<std::uint32_t> refs_{1};
   std::unique_ptr<RegistryShard[]> shards;
   unsigned num_shards = 0;
+  ExecutorSlot executors;  // the default executor (executor.cpp), lazily
 
   // start-up handshake
   std::mutex start_mu;

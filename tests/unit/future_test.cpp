@@ -1,12 +1,10 @@
 // ASYNCIO_SEMANTICS §B: Future (weft::Promise<T> writes, weft::Future<T> reads).
 //
+// B19 remove_done_callback and B21 wrap_future: future_remove_wrap_test.cpp.
+//
 // Skipped (with the reason):
 //   B16 (part) "passing a class stores an instance": C++ stores an
 //       exception_ptr; there is no class-vs-instance distinction.
-//   B19 remove_done_callback: weft's Future has no remove_done_callback.
-//   B21 wrap_future: weft has one future type for both the loop and foreign
-//       threads (Future::get blocks a foreign thread), so there is nothing to
-//       wrap; the cross-thread halves are tested below as "B (threads)".
 //   B22 (part) asyncio.TimeoutError *is* the builtin TimeoutError: C++ has no
 //       builtin; weft::TimeoutError is checked to be a weft::Error.
 #include <atomic>

@@ -1,10 +1,16 @@
 // oneTBB peer for weft's benchmark suite: spawn_many and chained_spawn with
 // tbb::task_group inside a tbb::task_arena of --workers slots (the calling
-// thread takes one of them). Other workloads are reported as skipped.
+// thread takes one of them), and cpu_fanout with tbb::parallel_reduce called
+// directly in that arena. Other workloads are reported as skipped.
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_reduce.h>
+#include <tbb/partitioner.h>
 #include <tbb/task_arena.h>
 #include <tbb/task_group.h>
 
+#include <algorithm>
 #include <atomic>
+#include <vector>
 #include <set>
 #include <string>
 
@@ -59,12 +65,31 @@ int64_t chained_spawn(tbb::task_arena& arena, int64_t n) {
     return ns;
 }
 
+// cpu_fanout: the sum of n uint32 values (value i & 1023) in p chunks of
+// n/p: a simple_partitioner with grain n/p splits the range into p pieces.
+uint64_t fanout_sum(tbb::task_arena& arena, const std::vector<uint32_t>& data, int64_t n,
+                    int64_t chunks) {
+    uint64_t total = 0;
+    const size_t grain = static_cast<size_t>(std::max<int64_t>(1, n / chunks));
+    arena.execute([&] {
+        total = tbb::parallel_reduce(
+            tbb::blocked_range<size_t>(0, static_cast<size_t>(n), grain), uint64_t{0},
+            [&](const tbb::blocked_range<size_t>& r, uint64_t acc) {
+                for (size_t i = r.begin(); i != r.end(); ++i) acc += data[i];
+                return acc;
+            },
+            [](uint64_t x, uint64_t y) { return x + y; }, tbb::simple_partitioner());
+    });
+    return total;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     peer::Args a = peer::parse_args(kProg, argc, argv);
     peer::Json out("tbb", a.workload);
-    if (a.workload != "spawn_many" && a.workload != "chained_spawn") {
+    if (a.workload != "spawn_many" && a.workload != "chained_spawn" &&
+        a.workload != "cpu_fanout") {
         static const std::set<std::string> suite = {
             "spawn_remote", "yield_many", "ping_pong", "timers", "spawn_idle",
             "io_nop",       "blocking_seq", "blocking_conc"};
@@ -80,7 +105,21 @@ int main(int argc, char** argv) {
     warm_up(arena);
     out.integer("workers", a.workers);
 
-    if (a.workload == "spawn_many") {
+    if (a.workload == "cpu_fanout") {
+        int64_t n = a.n < 0 ? 100000000 : a.n;
+        int64_t chunks = a.p < 0 ? 10000 : std::max<int64_t>(1, a.p);
+        out.integer("n", n);
+        out.integer("p", chunks);
+        std::vector<uint32_t> data(static_cast<size_t>(n));
+        for (int64_t i = 0; i < n; ++i) data[static_cast<size_t>(i)] = static_cast<uint32_t>(i & 1023);
+        fanout_sum(arena, data, std::min<int64_t>(n, 1024), 16);  // warm
+        int64_t t0 = peer::now_ns();
+        uint64_t sum = fanout_sum(arena, data, n, chunks);
+        out.timing(peer::now_ns() - t0, chunks);
+        out.integer("sum", static_cast<int64_t>(sum));
+        out.str("note", "tbb::parallel_reduce over n values in p chunks (simple_partitioner, grain n/p) "
+                        "inside task_arena::execute; ns_per_op per chunk");
+    } else if (a.workload == "spawn_many") {
         int64_t n = a.n < 0 ? 1000000 : a.n;
         out.integer("n", n);
         out.timing(spawn_many(arena, n), n);

@@ -16,6 +16,23 @@
 // Cancelling a task that awaits a future cancels the future (§C 25), as in
 // asyncio; shield it (issue: structured concurrency) to prevent that.
 //
+// remove_done_callback (§B 19): asyncio removes callbacks by identity, and a
+// C++ callable has none (two lambdas may be equal, a std::function cannot be
+// compared). So add_done_callback returns a DoneCallbackHandle naming that one
+// registration, and remove_done_callback(handle) removes it and returns the
+// count removed: 1, or 0 if it already ran (was queued), was removed before,
+// or belongs to another future. To remove several, keep several handles.
+// A removed callback never runs and its captures are released at once.
+//
+// wrap_future(f) (§B 21): a future of this runtime is returned as is; a
+// future of another runtime (or of none) gets a wrapper bound to the calling
+// thread's runtime that completes with the same outcome; cancelling the
+// wrapper cancels the source, unless the source already holds an outcome,
+// which is then kept. While both are pending, the wrapper and its source keep
+// each other alive: complete or cancel one of them (asyncio leaves the same
+// cycle to the garbage collector). (wrap_future of a std::future is in
+// executor.hpp.)
+//
 // Threads: every member may be called from any thread, except that get()
 // throws RuntimeError on a worker thread (it would block the loop: co_await
 // instead) and co_await needs a weft task.
@@ -39,9 +56,17 @@ namespace weft {
 
 class Runtime;
 
+template <class T>
+class Future;
+template <class T>
+class Promise;
+class DoneCallbackHandle;
+
 namespace detail {
 
 class RuntimeImpl;
+struct DoneCallbackNode;  // future.cpp
+void done_callback_release(DoneCallbackNode* n) noexcept;
 
 /// The type-independent part of a future's shared state (future.cpp).
 class FutureCore {
@@ -87,8 +112,14 @@ class FutureCore {
   /// Blocks the calling foreign thread; false on timeout (deadline_ns < 0: none).
   bool wait_blocking(std::int64_t deadline_ns) const;
   bool add_waiter(WaitNode* n) noexcept;  // false if already done
-  void add_done_callback(CallbackNode* cb);
+  /// Registers cb; returns a counted reference on the registration (for
+  /// remove_done_callback), or null if `want_handle` is false.
+  DoneCallbackNode* add_done_callback(CallbackNode* cb, bool want_handle);
+  /// 1 if `n` was a registration on this future not yet run or removed.
+  std::size_t remove_done_callback(DoneCallbackNode* n) noexcept;
   const std::string& cancel_message() const noexcept { return cancel_msg_; }
+  /// The runtime this future is bound to (null: none).
+  RuntimeImpl* runtime_impl() const noexcept { return rt_; }
 
  private:
   std::atomic<std::uint32_t> refs_{1};
@@ -116,11 +147,32 @@ struct FutureWaiter : WaitNode, Suspension {
 /// future (it is cancelled). Defined in future.cpp.
 bool future_await_suspend(FutureWaiter* w, std::coroutine_handle<> h);
 Runtime* current_runtime() noexcept;
+RuntimeImpl* impl_of(Runtime* rt) noexcept;  // null for null
+struct FutureAccess;
 
 }  // namespace detail
 
-template <class T>
-class Promise;
+/// Names one add_done_callback registration, for remove_done_callback.
+/// Threads: any. Holding one keeps a small node alive, not the future.
+class DoneCallbackHandle {
+ public:
+  DoneCallbackHandle() noexcept = default;
+  explicit DoneCallbackHandle(detail::DoneCallbackNode* n) noexcept : n_(n) {}
+  DoneCallbackHandle(DoneCallbackHandle&& o) noexcept : n_(std::exchange(o.n_, nullptr)) {}
+  DoneCallbackHandle& operator=(DoneCallbackHandle o) noexcept {
+    std::swap(n_, o.n_);
+    return *this;
+  }
+  DoneCallbackHandle(const DoneCallbackHandle&) = delete;
+  ~DoneCallbackHandle() {
+    if (n_) detail::done_callback_release(n_);
+  }
+  explicit operator bool() const noexcept { return n_ != nullptr; }
+  detail::DoneCallbackNode* node() const noexcept { return n_; }
+
+ private:
+  detail::DoneCallbackNode* n_ = nullptr;
+};
 
 template <class T>
 class Future {
@@ -171,13 +223,19 @@ class Future {
   }
 
   /// Queues fn(Future<T>) on a loop once done (see the header comment).
+  /// Returns a handle for remove_done_callback (ignoring it is fine).
   /// Throws RuntimeError when called outside the runtime on a future that
   /// belongs to no runtime.
   template <class F>
-  void add_done_callback(F&& fn) const {
+  DoneCallbackHandle add_done_callback(F&& fn) const {
     Future self(*this);
-    s_->add_done_callback(
-        detail::make_callback([self, f = std::forward<F>(fn)]() mutable { f(self); }));
+    return DoneCallbackHandle(s_->add_done_callback(
+        detail::make_callback([self, f = std::forward<F>(fn)]() mutable { f(self); }), true));
+  }
+  /// Removes the registration `h` names if it has not been queued yet (§B
+  /// 19); returns how many were removed (0 or 1). Never throws.
+  std::size_t remove_done_callback(const DoneCallbackHandle& h) const noexcept {
+    return s_->remove_done_callback(h.node());
   }
 
   struct Awaiter {
@@ -202,6 +260,7 @@ class Future {
 
  private:
   friend class Promise<T>;
+  friend struct detail::FutureAccess;
   explicit Future(detail::FutureState<T>* s) noexcept : s_(s) {}
   T copy_result() const {
     s_->check();
@@ -254,7 +313,110 @@ class Promise {
   bool done() const noexcept { return s_->done(); }
 
  private:
+  friend struct detail::FutureAccess;
   detail::FutureState<T>* s_;
 };
+
+namespace detail {
+
+struct FutureAccess {
+  template <class T>
+  static FutureState<T>* state(const Future<T>& f) noexcept {
+    return f.s_;
+  }
+  template <class T>
+  static FutureState<T>* state(const Promise<T>& p) noexcept {
+    return p.s_;
+  }
+};
+
+/// Copies src's outcome into dst once src is done (fired inside src's
+/// completion; dst's own done callbacks are still only queued). Defensive:
+/// fired by a src destroyed while pending, it cancels dst.
+template <class T>
+struct ChainNode final : WaitNode {
+  FutureState<T>* src = nullptr;  // not counted: the node lives in src's list
+  Promise<T> dst;
+  explicit ChainNode(Promise<T> d) : dst(std::move(d)) { fire = &ChainNode::on_fire; }
+  static void on_fire(WaitNode* n, TaskHeader*) noexcept {
+    auto* c = static_cast<ChainNode*>(n);
+    FutureState<T>* d = FutureAccess::state(c->dst);
+    try {
+      switch (c->src->status()) {
+        case FutureCore::kValue:
+          if constexpr (std::is_void_v<T>) {
+            c->dst.set_result();
+          } else {
+            c->dst.set_result(*c->src->value);
+          }
+          break;
+        case FutureCore::kError:
+          c->dst.set_exception(c->src->exception());
+          break;
+        case FutureCore::kCancelled:
+          d->cancel(c->src->cancel_message());
+          break;
+        default:
+          d->cancel("weft::wrap_future: the source future was destroyed while pending");
+      }
+    } catch (...) {
+      // dst already done (its own cancel won), or the copy threw: hand on the
+      // copy's error if dst is still open.
+      try {
+        if (!d->done()) c->dst.set_exception(std::current_exception());
+      } catch (...) {
+      }
+    }
+    delete c;
+  }
+};
+
+/// On dst's completion: if dst was cancelled, cancel src (which keeps an
+/// outcome it already has).
+template <class T>
+struct CancelBackNode final : WaitNode {
+  FutureState<T>* dst = nullptr;
+  Future<T> src;
+  explicit CancelBackNode(Future<T> s) : src(std::move(s)) { fire = &CancelBackNode::on_fire; }
+  static void on_fire(WaitNode* n, TaskHeader*) noexcept {
+    auto* c = static_cast<CancelBackNode*>(n);
+    if (c->dst->status() == FutureCore::kCancelled) {
+      try {
+        c->src.cancel(c->dst->cancel_message());
+      } catch (...) {
+      }
+    }
+    delete c;
+  }
+};
+
+/// Makes `dst` follow `src` (and cancelling dst cancel src).
+template <class T>
+void chain_futures(const Future<T>& src, Promise<T> dst) {
+  Future<T> dst_f = dst.get_future();
+  FutureState<T>* s = FutureAccess::state(src);
+  auto* back = new CancelBackNode<T>(src);
+  back->dst = FutureAccess::state(dst_f);
+  auto* fwd = new ChainNode<T>(std::move(dst));
+  fwd->src = s;
+  if (!back->dst->add_waiter(back)) CancelBackNode<T>::on_fire(back, nullptr);
+  if (!s->add_waiter(fwd)) ChainNode<T>::on_fire(fwd, nullptr);
+}
+
+}  // namespace detail
+
+/// asyncio.wrap_future for weft futures (see the header comment): `f` itself
+/// if it belongs to the calling thread's runtime, else a follower bound to it.
+/// Threads: any (outside the runtime the follower belongs to no runtime).
+template <class T>
+Future<T> wrap_future(Future<T> f) {
+  Runtime* rt = detail::current_runtime();
+  detail::RuntimeImpl* here = detail::impl_of(rt);
+  if (!f.valid() || detail::FutureAccess::state(f)->runtime_impl() == here) return f;
+  Promise<T> p(rt);
+  Future<T> out = p.get_future();
+  detail::chain_futures(f, std::move(p));
+  return out;
+}
 
 }  // namespace weft

@@ -80,6 +80,19 @@ struct RuntimeOptions {
   std::function<void(const ExceptionContext&)> exception_handler;
   /// Prefix of the worker threads' names ("weft-worker-0", ...).
   std::string thread_name = "weft-worker";
+  /// Debug mode (asyncio's debug=True): every task step is timed, and one
+  /// that runs longer than slow_step_threshold is reported to the exception
+  /// handler with the task's name and duration. Off: one predictable branch
+  /// per step.
+  bool debug = false;
+  /// 100 ms: asyncio's loop.slow_callback_duration.
+  Duration slow_step_threshold = std::chrono::milliseconds(100);
+  /// Most threads of the default executor (a BlockingPool). 0 = min(32,
+  /// hardware threads + 4), Python's ThreadPoolExecutor default.
+  unsigned blocking_threads = 0;
+  /// Idle default-executor threads exit after this long; 10 s as Tokio's
+  /// blocking pool (thread_keep_alive).
+  Duration blocking_keep_alive = std::chrono::seconds(10);
 };
 
 /// Counters of one worker, read with relaxed loads (approximate while the

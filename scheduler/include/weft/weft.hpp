@@ -29,3 +29,6 @@
 #include <weft/task_group.hpp>
 #include <weft/timeout.hpp>
 #include <weft/wait.hpp>
+// Executors and name resolution (issue 3).
+#include <weft/executor.hpp>
+#include <weft/resolve.hpp>

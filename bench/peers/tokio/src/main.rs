@@ -585,6 +585,26 @@ fn notify_run(rt: &Runtime, rounds: u64) -> u64 {
         .unwrap();
     });
     nanos_since(t0)
+/// cpu_fanout: the sum of n u32 values (value i & 1023) in p chunks, one
+/// spawn_blocking per chunk, spawned from a task that awaits them in order.
+fn cpu_fanout(rt: &Runtime, data: std::sync::Arc<Vec<u32>>, n: u64, p: u64) -> (u64, u64) {
+    let t0 = Instant::now();
+    let root = rt.spawn(async move {
+        let hs: Vec<_> = (0..p)
+            .map(|c| {
+                let d = data.clone();
+                let (b, e) = ((n * c / p) as usize, (n * (c + 1) / p) as usize);
+                tokio::task::spawn_blocking(move || d[b..e].iter().map(|&x| x as u64).sum::<u64>())
+            })
+            .collect();
+        let mut total = 0u64;
+        for h in hs {
+            total += h.await.unwrap();
+        }
+        total
+    });
+    let sum = rt.block_on(root).unwrap();
+    (nanos_since(t0), sum)
 }
 
 // ---------------------------------------------------------------- main
@@ -607,6 +627,7 @@ fn main() {
         "semaphore",
         "notify",
         "mutex",
+        "cpu_fanout",
     ];
     let mut out = Json::new(w);
     if w == "io_nop" {
@@ -734,6 +755,19 @@ fn main() {
             let ns = notify_run(&rt, n);
             out.timing(ns, n * FAN_OUT);
             out.str("note", "per round: 500 tasks on tokio::sync::broadcast receivers, one send once they wait, join all");
+        "cpu_fanout" => {
+            let n = a.n.unwrap_or(100_000_000);
+            let p = a.p.unwrap_or(10_000).max(1);
+            out.int("n", n);
+            out.int("p", p);
+            let data: std::sync::Arc<Vec<u32>> =
+                std::sync::Arc::new((0..n).map(|i| (i & 1023) as u32).collect());
+            // Warm the blocking pool's threads, as the TBB peer warms its arena.
+            let _ = cpu_fanout(&rt, data.clone(), n.min(1024), 16);
+            let (ns, sum) = cpu_fanout(&rt, data, n, p);
+            out.timing(ns, p);
+            out.int("sum", sum);
+            out.str("note", "one spawn_blocking per chunk from a task, awaited in order; ns_per_op per chunk");
         }
         _ => unreachable!(),
     }

@@ -91,10 +91,11 @@ class WaiterList {
                                           std::memory_order_acquire));
     return true;
   }
-  /// The completer, once: closes the list and fires every node, oldest
-  /// first, with `arg`.
+  /// Closes the list and fires every node, oldest first, with `arg`. Only
+  /// the first call finds nodes; later ones do nothing.
   void close_and_fire(TaskHeader* arg) noexcept {
     WaitNode* list = head_.exchange(closed(), std::memory_order_acq_rel);
+    if (list == closed()) return;
     WaitNode* rev = nullptr;
     while (list) {
       WaitNode* n = list->next;

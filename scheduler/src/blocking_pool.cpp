@@ -1,0 +1,211 @@
+// blocking_pool.cpp - BlockingPool: asyncio's ThreadPoolExecutor.
+//
+// One mutex guards the FIFO of jobs and the thread bookkeeping; blocking
+// calls take microseconds to seconds, so a lock per job is noise next to the
+// thread wake-up it usually needs (20-30 us here, PLATFORM.md).
+//
+// # Idle threads and wake-ups
+// `idle_` counts threads waiting for work that nobody has claimed yet. A
+// submitter that finds idle_ > 0 claims one (idle_--, wakeups_++) and
+// notifies; otherwise it starts a new thread if below max_threads, else the
+// job waits in the queue for the next thread that finishes one. A waiting
+// thread that wakes with wakeups_ > 0 takes one claim; a thread that times
+// out unclaimed after keep_alive retires. So each job wakes at most one
+// thread and no job is left queued while an unclaimed idle thread sleeps
+// (Tokio's blocking pool counts `num_notify` the same way).
+//
+// # Spinning before sleeping
+// A thread that runs out of work first spins for `idle_spin` (counted in
+// `spinning`, so a submitter neither wakes nor starts a thread for a job a
+// spinner will take) before it sleeps on the condition variable. Sleeping
+// and waking cost 20-30 us here (PLATFORM.md), more than a short blocking
+// call, so a task calling run_in_executor in a loop would otherwise pay a
+// wake-up per call. The spinner polls `queued` (an atomic copy of the queue
+// length) without the lock and leaves the spin under the lock, re-checking
+// the queue, so no job is stranded.
+//
+// # Retiring and joining
+// A retiring thread moves its own std::thread into `zombies_` and leaves; the
+// next thread start or shutdown joins zombies outside the lock. shutdown(wait)
+// waits until `live_` is zero and joins everyone, so destroying the pool
+// never leaves a thread running.
+#include <pthread.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+#include <weft/executor.hpp>
+
+namespace weft::detail {
+
+// The pool whose thread this is (to refuse waiting for oneself).
+thread_local const BlockingPoolImpl* tl_blocking_pool = nullptr;
+
+struct BlockingPoolImpl : std::enable_shared_from_this<BlockingPoolImpl> {
+  std::mutex mu;
+  std::condition_variable work_cv;  // idle threads wait here
+  std::condition_variable gone_cv;  // shutdown(wait) waits here for live_ == 0
+  std::deque<Job> queue;
+  std::atomic<std::size_t> queued{0};  // queue.size(), for spinners to poll
+  unsigned spinning = 0;
+  std::unordered_map<unsigned, std::thread> threads;
+  std::vector<std::thread> zombies;
+  unsigned max_threads = 1;
+  unsigned live = 0;
+  unsigned idle = 0;
+  unsigned wakeups = 0;
+  unsigned next_id = 0;
+  bool shut = false;
+  Duration keep_alive{};
+  Duration idle_spin{};
+  std::string name;
+
+  void thread_main(unsigned id);
+  std::vector<std::thread> take_zombies() { return std::exchange(zombies, {}); }
+};
+
+void BlockingPoolImpl::thread_main(unsigned id) {
+  tl_blocking_pool = this;
+  std::string n = name + "-" + std::to_string(id);
+  if (n.size() > 15) n.resize(15);  // Linux keeps 15 bytes and rejects longer
+  pthread_setname_np(pthread_self(), n.c_str());
+
+  std::unique_lock<std::mutex> lk(mu);
+  for (;;) {
+    while (!queue.empty()) {
+      Job j = std::move(queue.front());
+      queue.pop_front();
+      queued.store(queue.size(), std::memory_order_relaxed);
+      lk.unlock();
+      j();
+      j = Job();  // destroy outside the lock
+      lk.lock();
+    }
+    if (shut) break;
+    if (idle_spin.count() > 0) {
+      ++spinning;
+      lk.unlock();
+      const TimePoint until = Clock::now() + idle_spin;
+      // sched_yield, not a pause loop: on a machine with more runnable
+      // threads than cores (2 cores here) the thread we wait for - the
+      // worker about to submit the next job - may need this very core.
+      while (queued.load(std::memory_order_relaxed) == 0 && Clock::now() < until)
+        std::this_thread::yield();
+      lk.lock();
+      --spinning;
+      if (!queue.empty()) continue;
+      if (shut) break;
+    }
+    ++idle;
+    bool timed_out = false;
+    const TimePoint deadline = Clock::now() + keep_alive;
+    for (;;) {
+      if (wakeups > 0) {  // claimed by a submitter (which took us off idle)
+        --wakeups;
+        break;
+      }
+      if (shut || timed_out) {
+        --idle;
+        break;
+      }
+      timed_out = work_cv.wait_until(lk, deadline) == std::cv_status::timeout;
+    }
+    if (queue.empty() && (shut || timed_out)) break;
+  }
+  // Retire: hand our std::thread to whoever joins next.
+  auto it = threads.find(id);
+  if (it != threads.end()) {
+    zombies.push_back(std::move(it->second));
+    threads.erase(it);
+  }
+  --live;
+  if (live <= 1) gone_cv.notify_all();  // 1: a shutdown on our own thread waits for that
+}
+
+}  // namespace weft::detail
+
+namespace weft {
+
+using detail::BlockingPoolImpl;
+
+BlockingPool::BlockingPool(BlockingPoolOptions o) : impl_(std::make_shared<BlockingPoolImpl>()) {
+  unsigned m = o.max_threads;
+  if (m == 0) m = std::min(32u, std::max(1u, std::thread::hardware_concurrency()) + 4);
+  impl_->max_threads = m;
+  impl_->keep_alive = o.keep_alive;
+  impl_->idle_spin = o.idle_spin;
+  impl_->name = std::move(o.thread_name);
+}
+
+BlockingPool::~BlockingPool() { shutdown(true, false); }
+
+unsigned BlockingPool::max_threads() const noexcept { return impl_->max_threads; }
+
+unsigned BlockingPool::threads() const noexcept {
+  std::lock_guard<std::mutex> g(impl_->mu);
+  return impl_->live;
+}
+
+void BlockingPool::execute(Job job) {
+  BlockingPoolImpl& p = *impl_;
+  std::vector<std::thread> zombies;
+  {
+    std::lock_guard<std::mutex> g(p.mu);
+    if (p.shut) throw RuntimeError("weft::BlockingPool: cannot schedule new jobs after shutdown");
+    p.queue.push_back(std::move(job));
+    p.queued.store(p.queue.size(), std::memory_order_relaxed);
+    if (p.spinning >= p.queue.size()) {
+      // a spinning thread takes it
+    } else if (p.idle > 0) {
+      --p.idle;
+      ++p.wakeups;
+      p.work_cv.notify_one();
+    } else if (p.live < p.max_threads) {
+      unsigned id = ++p.next_id;
+      // Each thread co-owns the impl, so a pool destroyed on one of its own
+      // threads (which cannot join itself) is freed when that thread ends.
+      p.threads.emplace(id, std::thread([self = impl_, id] { self->thread_main(id); }));
+      ++p.live;
+      zombies = p.take_zombies();
+    }
+  }
+  for (auto& z : zombies) z.join();
+}
+
+void BlockingPool::shutdown(bool wait, bool cancel_pending) {
+  BlockingPoolImpl& p = *impl_;
+  std::deque<Job> dropped;
+  {
+    std::lock_guard<std::mutex> g(p.mu);
+    p.shut = true;
+    if (cancel_pending) {
+      dropped.swap(p.queue);
+      p.queued.store(0, std::memory_order_relaxed);
+    }
+    p.work_cv.notify_all();
+  }
+  dropped.clear();  // cancels their futures, outside the lock
+  if (!wait) return;
+  const bool own_thread = detail::tl_blocking_pool == &p;
+  std::unique_lock<std::mutex> lk(p.mu);
+  if (own_thread) {
+    // Called on one of our threads: it cannot join itself; detach it and
+    // wait for the others.
+    for (auto& [id, t] : p.threads) {
+      if (t.joinable() && t.get_id() == std::this_thread::get_id()) t.detach();
+    }
+  }
+  p.gone_cv.wait(lk, [&] { return p.live == (own_thread ? 1u : 0u); });
+  std::vector<std::thread> all = p.take_zombies();
+  lk.unlock();
+  for (auto& t : all) {
+    if (t.joinable()) t.join();
+  }
+}
+
+}  // namespace weft
