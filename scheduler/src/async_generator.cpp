@@ -178,8 +178,8 @@ void finalize_async_generators(Runtime& rt) {
     block_until_done(t.header());
     std::uint32_t s = t.header()->state.fetch_or(TaskHeader::kRetrieved, std::memory_order_acq_rel);
     if (s & TaskHeader::kOutcomeError) {
-      rt.impl().report(
-          {"an error occurred during closing of an asynchronous generator", task_error(t.header()), t});
+      rt.impl().report({"an error occurred during closing of an asynchronous generator",
+                        task_error(t.header()), t});
     }
   }
 }

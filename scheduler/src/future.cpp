@@ -47,9 +47,7 @@ bool futex_wait(const std::atomic<std::uint32_t>* a, std::uint32_t expected,
 
 void future_waiter_fire(WaitNode* n, TaskHeader*) noexcept {
   auto* w = static_cast<FutureWaiter*>(n);
-  TaskHeader* t = w->task;
-  w->done.store(true, std::memory_order_release);
-  wake(t);
+  complete_wait(w->task);
 }
 
 bool future_waiter_cancel(Suspension* s) noexcept {

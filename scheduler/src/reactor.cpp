@@ -229,10 +229,7 @@ void Worker::reap() noexcept {
 
 namespace {
 
-void op_wake(IoOpState* op) noexcept {
-  op->done.store(true, std::memory_order_release);
-  wake(op->task);
-}
+void op_wake(IoOpState* op) noexcept { complete_wait(op->task); }
 
 void op_deliver(IoOpState* op, int res, unsigned flags, bool cancel_requested) noexcept {
   op->res = res;

@@ -153,21 +153,29 @@ void runtime_spawn(Runtime* rt, TaskHeader* h, std::coroutine_handle<> root,
   schedule_spawned(h);
 }
 
-void wake(TaskHeader* t) noexcept {
+namespace {
+// Moves t towards kScheduled, OR-ing `extra` into its state; queues it if
+// this call is the one that made it scheduled.
+void wake_with(TaskHeader* t, std::uint32_t extra) noexcept {
   std::uint32_t s = t->state.load(std::memory_order_acquire);
+  std::uint32_t ns;
   for (;;) {
-    if (s & (TaskHeader::kComplete | TaskHeader::kScheduled)) return;
+    if (s & TaskHeader::kComplete) return;
     if (s & TaskHeader::kRunning) {
-      if (s & TaskHeader::kNotified) return;
-      if (t->state.compare_exchange_weak(s, s | TaskHeader::kNotified, std::memory_order_acq_rel,
-                                         std::memory_order_acquire))
-        return;
-      continue;
+      ns = s | TaskHeader::kNotified | extra;
+    } else if (s & TaskHeader::kScheduled) {
+      ns = s | extra;
+    } else {
+      ns = s | TaskHeader::kScheduled | extra;
     }
-    if (t->state.compare_exchange_weak(s, s | TaskHeader::kScheduled, std::memory_order_acq_rel,
-                                       std::memory_order_acquire))
+    if (ns == s) return;
+    if (t->state.compare_exchange_weak(s, ns, std::memory_order_acq_rel, std::memory_order_acquire))
       break;
   }
+  // Only the call that made the task scheduled queues it; until then nobody
+  // else can run it, so touching it here is safe. Every other outcome means
+  // this call is done with the task.
+  if ((s & (TaskHeader::kRunning | TaskHeader::kScheduled)) != 0) return;
   Worker* w = Worker::current();
   if (w != nullptr && &w->rt().facade == t->runtime) {
     if (t->last_worker != w->index_value()) bump(const_cast<Counters&>(w->counters()).remote_wakes);
@@ -176,6 +184,11 @@ void wake(TaskHeader* t) noexcept {
     t->runtime->impl().schedule_remote(t);
   }
 }
+}  // namespace
+
+void wake(TaskHeader* t) noexcept { wake_with(t, 0); }
+
+void complete_wait(TaskHeader* t) noexcept { wake_with(t, TaskHeader::kWaitDone); }
 
 bool request_cancel(TaskHeader* t, const std::string* msg) noexcept {
   if (t->state.load(std::memory_order_acquire) & TaskHeader::kComplete) return false;
@@ -265,9 +278,7 @@ void RuntimeImpl::report(const ExceptionContext& ctx) const noexcept {
 namespace {
 void join_fire(WaitNode* n, TaskHeader*) noexcept {
   auto* w = static_cast<JoinWaiter*>(n);
-  TaskHeader* waiter = w->waiter;
-  w->done.store(true, std::memory_order_release);
-  wake(waiter);
+  complete_wait(w->waiter);
 }
 bool join_cancel(Suspension* s) noexcept {
   auto* w = static_cast<JoinWaiter*>(s);

@@ -20,8 +20,7 @@ enum : std::uint8_t { kArmed = 0, kFired = 1, kCancelPosted = 2 };
 
 void finish(SleepState* st, bool cancelled) noexcept {
   st->cancelled = cancelled;
-  st->done.store(true, std::memory_order_release);
-  wake(st->task);
+  complete_wait(st->task);
 }
 
 void sleep_fire(TimerNode* t) noexcept {

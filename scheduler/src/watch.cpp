@@ -118,12 +118,11 @@ bool Watch::ready_locked(const WatchWait& w) const noexcept {
 TaskHeader* Watch::disarm_locked() noexcept {
   WatchWait* w = armed_;
   armed_ = nullptr;
-  w->done.store(true, std::memory_order_release);
   return w->task;
 }
 
 void Watch::finish_wake(TaskHeader* t) noexcept {
-  wake(t);
+  complete_wait(t);
   release_ref(t);  // the reference taken when the wait was armed
 }
 

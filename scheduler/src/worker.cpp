@@ -167,15 +167,22 @@ TaskHeader* Worker::next_task() noexcept {
 }
 
 void Worker::run_task(TaskHeader* t) noexcept {
+  // Popping the task from a queue made it ours: waiting_on is safe to read.
+  Suspension* w = t->waiting_on;
   std::uint32_t s = t->state.load(std::memory_order_acquire);
   std::uint32_t ns;
+  bool resume;
   do {
-    ns = (s & ~TaskHeader::kScheduled) | TaskHeader::kRunning | TaskHeader::kStarted;
+    // Resumable if it waits on nothing (a first step, a yield) or its wait
+    // was completed (complete_wait); otherwise only a cancel woke it.
+    resume = w == nullptr || (s & TaskHeader::kWaitDone) != 0;
+    ns = (s & ~(TaskHeader::kScheduled | TaskHeader::kWaitDone)) | TaskHeader::kRunning |
+         TaskHeader::kStarted;
+    if (!resume) ns |= s & TaskHeader::kWaitDone;
   } while (
       !t->state.compare_exchange_weak(s, ns, std::memory_order_acq_rel, std::memory_order_acquire));
   bump(m_.tasks_polled);
 
-  bool resume = true;
   if (!(s & TaskHeader::kStarted) && (s & TaskHeader::kCancelPending)) {
     // Cancelled before its first step: none of the body runs (§C 26).
     tl_current_task = t;
@@ -184,9 +191,7 @@ void Worker::run_task(TaskHeader* t) noexcept {
     release_ref(t);
     return;
   }
-  Suspension* w = t->waiting_on;
-  if (w != nullptr && !w->done.load(std::memory_order_acquire)) {
-    resume = false;
+  if (!resume) {
     if (s & TaskHeader::kCancelPending) {
       t->state.fetch_and(~TaskHeader::kCancelPending, std::memory_order_acq_rel);
       if (w->cancel == nullptr || !w->cancel(w)) rearm_cancel(t);

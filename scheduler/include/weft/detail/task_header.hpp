@@ -40,7 +40,12 @@
 // request is raised at the next suspension point (cancellation never throws
 // away a completed result, e.g. bytes the kernel already moved). It returns
 // false when the operation had already completed, and the worker re-arms the
-// flag itself. A task is resumed only when its Suspension is `done`.
+// flag itself. A task is resumed only when its wait is over: the completer
+// calls complete_wait(task), which sets kWaitDone in the same CAS that
+// schedules (or notifies) the task. That CAS is the completer's last touch of
+// the task: once it is visible a worker may resume the task, which may finish
+// and free its frame (the Suspension with it) at once. So a completer reads
+// everything it needs before calling complete_wait, and nothing after.
 #pragma once
 
 #include <atomic>
@@ -63,8 +68,6 @@ struct Suspension {
   /// Called at most once per wait, by the thread holding the task in kRunning,
   /// when a cancel request arrives. See the essay above for the contract.
   bool (*cancel)(Suspension*) noexcept = nullptr;
-  /// Set with release order by whoever completes the wait, before the wake.
-  std::atomic<bool> done{false};
 };
 
 /// A registration on a task's completion: a join waiter or a done callback.
@@ -138,8 +141,9 @@ struct TaskHeader {
   static constexpr std::uint32_t kOutcomeError = 1u << 6;      // ended with an exception
   static constexpr std::uint32_t kOutcomeCancelled = 1u << 7;  // ended cancelled
   static constexpr std::uint32_t kRetrieved = 1u << 8;         // someone looked at the outcome
-  static constexpr std::uint32_t kYielded =
-      1u << 9;  // notified by yield_now: requeue behind all ready work
+  // Notified by yield_now: requeue behind all ready work.
+  static constexpr std::uint32_t kYielded = 1u << 9;
+  static constexpr std::uint32_t kWaitDone = 1u << 10;  // the current wait completed
 
   std::atomic<std::uint32_t> state{0};
   std::atomic<std::uint32_t> refs{0};
@@ -179,8 +183,13 @@ inline void resume_chain(std::coroutine_handle<> h) {
 }
 inline void hand_on(std::coroutine_handle<> h) noexcept { tl_next_coroutine = h.address(); }
 
-/// Wakes a suspended task (from any thread). Safe to call more than once.
+/// Wakes a task (from any thread) without completing its wait: a task whose
+/// wait is not over is not resumed, only offered to its cancel hook. Safe to
+/// call more than once.
 void wake(TaskHeader* t) noexcept;
+/// Completes the task's current wait and wakes it (from any thread). The
+/// caller must not touch the task's frame after this call (see above).
+void complete_wait(TaskHeader* t) noexcept;
 /// Records that the running task now waits at `s` with coroutine `h`.
 inline void suspend_at(TaskHeader* t, Suspension* s, std::coroutine_handle<> h) noexcept {
   t->resume_point = h;

@@ -50,9 +50,7 @@ struct OneshotState : Suspension {
     // acq_rel: release publishes `value`; acquire sees the receiver's `task`.
     std::uint32_t old = state.fetch_or(bit, std::memory_order_acq_rel);
     if (old & kWaiting) {
-      TaskHeader* t = task;
-      done.store(true, std::memory_order_release);
-      wake(t);
+      complete_wait(task);
     }
   }
   static bool cancel_hook(Suspension* s) noexcept {
@@ -61,8 +59,7 @@ struct OneshotState : Suspension {
     // Withdraw the wait unless the sender got there first.
     if (!st->state.compare_exchange_strong(w, 0, std::memory_order_acquire)) return false;
     st->cancelled = true;
-    st->done.store(true, std::memory_order_release);
-    wake(st->task);
+    complete_wait(st->task);
     return true;
   }
 };
@@ -136,7 +133,6 @@ class OneshotReceiver {
       }
       s->task = t;
       s->cancel = &State::cancel_hook;
-      s->done.store(false, std::memory_order_relaxed);
       detail::suspend_at(t, s, h);
       std::uint32_t e = 0;
       // release: `task` is visible to the sender that sees kWaiting.

@@ -158,10 +158,8 @@ class WakeChain {
     SyncWaiter* w = head_;
     head_ = tail_ = nullptr;
     while (w) {
-      SyncWaiter* n = w->next;  // read before `done`: the node may vanish after
-      TaskHeader* t = w->task;
-      w->done.store(true, std::memory_order_release);
-      wake(t);
+      SyncWaiter* n = w->next;  // read first: the node may vanish after
+      complete_wait(w->task);
       w = n;
     }
   }
@@ -204,9 +202,7 @@ template <class Mutex>
 inline bool sync_finish_cancel(SyncWaiter* w, std::unique_lock<Mutex>& g) noexcept {
   w->state = SyncWaiter::kCancelled;
   g.unlock();
-  TaskHeader* t = w->task;
-  w->done.store(true, std::memory_order_release);
-  wake(t);  // the task is ours (kRunning): this only marks it notified
+  complete_wait(w->task);  // the task is ours (kRunning): this only marks it notified
   return true;
 }
 
