@@ -585,6 +585,10 @@ fn notify_run(rt: &Runtime, rounds: u64) -> u64 {
         .unwrap();
     });
     nanos_since(t0)
+}
+
+// ---------------------------------------------------------------- main
+
 /// cpu_fanout: the sum of n u32 values (value i & 1023) in p chunks, one
 /// spawn_blocking per chunk, spawned from a task that awaits them in order.
 fn cpu_fanout(rt: &Runtime, data: std::sync::Arc<Vec<u32>>, n: u64, p: u64) -> (u64, u64) {
@@ -607,8 +611,6 @@ fn cpu_fanout(rt: &Runtime, data: std::sync::Arc<Vec<u32>>, n: u64, p: u64) -> (
     (nanos_since(t0), sum)
 }
 
-// ---------------------------------------------------------------- main
-
 fn main() {
     let a = parse_args();
     let w = a.workload.as_str();
@@ -622,12 +624,12 @@ fn main() {
         "spawn_idle",
         "blocking_seq",
         "blocking_conc",
+        "cpu_fanout",
         "mpsc_bounded",
         "mpsc_unbounded",
         "semaphore",
         "notify",
         "mutex",
-        "cpu_fanout",
     ];
     let mut out = Json::new(w);
     if w == "io_nop" {
@@ -727,6 +729,20 @@ fn main() {
             let ns = blocking_conc(&rt, n, p);
             out.timing(ns, n);
         }
+        "cpu_fanout" => {
+            let n = a.n.unwrap_or(100_000_000);
+            let p = a.p.unwrap_or(10_000).max(1);
+            out.int("n", n);
+            out.int("p", p);
+            let data: std::sync::Arc<Vec<u32>> =
+                std::sync::Arc::new((0..n).map(|i| (i & 1023) as u32).collect());
+            // Warm the blocking pool's threads, as the TBB peer warms its arena.
+            let _ = cpu_fanout(&rt, data.clone(), n.min(1024), 16);
+            let (ns, sum) = cpu_fanout(&rt, data, n, p);
+            out.timing(ns, p);
+            out.int("sum", sum);
+            out.str("note", "one spawn_blocking per chunk from a task, awaited in order; ns_per_op per chunk");
+        }
         "mpsc_bounded" | "mpsc_unbounded" => {
             let bounded = w == "mpsc_bounded";
             let n = a.n.unwrap_or(if bounded { 300 } else { 500 });
@@ -755,19 +771,6 @@ fn main() {
             let ns = notify_run(&rt, n);
             out.timing(ns, n * FAN_OUT);
             out.str("note", "per round: 500 tasks on tokio::sync::broadcast receivers, one send once they wait, join all");
-        "cpu_fanout" => {
-            let n = a.n.unwrap_or(100_000_000);
-            let p = a.p.unwrap_or(10_000).max(1);
-            out.int("n", n);
-            out.int("p", p);
-            let data: std::sync::Arc<Vec<u32>> =
-                std::sync::Arc::new((0..n).map(|i| (i & 1023) as u32).collect());
-            // Warm the blocking pool's threads, as the TBB peer warms its arena.
-            let _ = cpu_fanout(&rt, data.clone(), n.min(1024), 16);
-            let (ns, sum) = cpu_fanout(&rt, data, n, p);
-            out.timing(ns, p);
-            out.int("sum", sum);
-            out.str("note", "one spawn_blocking per chunk from a task, awaited in order; ns_per_op per chunk");
         }
         _ => unreachable!(),
     }
