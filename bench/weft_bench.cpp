@@ -647,10 +647,10 @@ int run(const Args& a) {
   const std::string& w = a.workload;
   Json out("weft", w);
   static const char* const known[] = {
-      "spawn_many",   "spawn_remote",   "yield_many",    "ping_pong", "chained_spawn",
-      "timers",       "io_nop",         "spawn_idle",    "blocking_seq", "blocking_conc",
-      "cpu_fanout",   "mpsc_bounded",   "mpsc_unbounded", "semaphore", "notify",
-      "mutex"};
+      "spawn_many",     "spawn_remote",  "yield_many", "ping_pong",
+      "chained_spawn",  "timers",        "io_nop",     "spawn_idle",
+      "blocking_seq",   "blocking_conc", "cpu_fanout", "mpsc_bounded",
+      "mpsc_unbounded", "semaphore",     "notify",     "mutex"};
   if (std::none_of(std::begin(known), std::end(known), [&](const char* k) { return w == k; })) {
     out.str("skipped", "unknown workload");
     out.print();

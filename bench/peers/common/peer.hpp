@@ -51,17 +51,28 @@ inline Args parse_args(const char* prog, int argc, char** argv) {
                 usage(prog, "bad number for " + key + ": " + val);
             return v;
         };
-        if (key == "--workload") a.workload = val;
-        else if (key == "--workers") a.workers = static_cast<int>(num());
-        else if (key == "--n") a.n = static_cast<int64_t>(num());
-        else if (key == "--t") a.t = static_cast<int64_t>(num());
-        else if (key == "--y") a.y = static_cast<int64_t>(num());
-        else if (key == "--p") a.p = static_cast<int64_t>(num());
-        else if (key == "--r") a.r = static_cast<int64_t>(num());
-        else if (key == "--depth") a.depth = static_cast<int64_t>(num());
-        else if (key == "--seed") a.seed = num();
-        else if (key == "--ops") a.ops = static_cast<int64_t>(num());
-        else usage(prog, "unknown option " + key);
+        if (key == "--workload")
+            a.workload = val;
+        else if (key == "--workers")
+            a.workers = static_cast<int>(num());
+        else if (key == "--n")
+            a.n = static_cast<int64_t>(num());
+        else if (key == "--t")
+            a.t = static_cast<int64_t>(num());
+        else if (key == "--y")
+            a.y = static_cast<int64_t>(num());
+        else if (key == "--p")
+            a.p = static_cast<int64_t>(num());
+        else if (key == "--r")
+            a.r = static_cast<int64_t>(num());
+        else if (key == "--depth")
+            a.depth = static_cast<int64_t>(num());
+        else if (key == "--seed")
+            a.seed = num();
+        else if (key == "--ops")
+            a.ops = static_cast<int64_t>(num());
+        else
+            usage(prog, "unknown option " + key);
     }
     if (a.workload.empty()) usage(prog, "--workload is required");
     if (a.workers < 1) usage(prog, "--workers must be >= 1");
@@ -71,19 +82,22 @@ inline Args parse_args(const char* prog, int argc, char** argv) {
 inline std::string quote(const std::string& s) {
     std::string o = "\"";
     for (unsigned char c : s) {
-        if (c == '"') o += "\\\"";
-        else if (c == '\\') o += "\\\\";
+        if (c == '"')
+            o += "\\\"";
+        else if (c == '\\')
+            o += "\\\\";
         else if (c < 0x20) {
             char buf[8];
             std::snprintf(buf, sizeof buf, "\\u%04x", c);
             o += buf;
-        } else o += static_cast<char>(c);
+        } else
+            o += static_cast<char>(c);
     }
     return o + "\"";
 }
 
 class Json {
-public:
+  public:
     Json(const std::string& peer, const std::string& workload) {
         str("peer", peer);
         str("workload", workload);
@@ -112,8 +126,10 @@ public:
         std::fflush(stdout);
     }
 
-private:
-    void add(const std::string& k, const std::string& raw) { parts_.push_back(quote(k) + ":" + raw); }
+  private:
+    void add(const std::string& k, const std::string& raw) {
+        parts_.push_back(quote(k) + ":" + raw);
+    }
     std::vector<std::string> parts_;
 };
 

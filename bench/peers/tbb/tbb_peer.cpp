@@ -10,9 +10,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <vector>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "../common/peer.hpp"
 
@@ -44,8 +44,10 @@ struct Link {
     std::atomic<bool>* done;
     int64_t left;
     void operator()() const {
-        if (left <= 1) done->store(true, std::memory_order_release);
-        else tg->run(Link{tg, done, left - 1});
+        if (left <= 1)
+            done->store(true, std::memory_order_release);
+        else
+            tg->run(Link{tg, done, left - 1});
     }
 };
 
@@ -88,11 +90,10 @@ uint64_t fanout_sum(tbb::task_arena& arena, const std::vector<uint32_t>& data, i
 int main(int argc, char** argv) {
     peer::Args a = peer::parse_args(kProg, argc, argv);
     peer::Json out("tbb", a.workload);
-    if (a.workload != "spawn_many" && a.workload != "chained_spawn" &&
-        a.workload != "cpu_fanout") {
-        static const std::set<std::string> suite = {
-            "spawn_remote", "yield_many", "ping_pong", "timers", "spawn_idle",
-            "io_nop",       "blocking_seq", "blocking_conc"};
+    if (a.workload != "spawn_many" && a.workload != "chained_spawn" && a.workload != "cpu_fanout") {
+        static const std::set<std::string> suite = {"spawn_remote", "yield_many",   "ping_pong",
+                                                    "timers",       "spawn_idle",   "io_nop",
+                                                    "blocking_seq", "blocking_conc"};
         out.str("skipped", suite.count(a.workload)
                                ? "the TBB peer covers spawn_many and chained_spawn only: "
                                  "TBB tasks cannot suspend, sleep or yield"
@@ -111,24 +112,29 @@ int main(int argc, char** argv) {
         out.integer("n", n);
         out.integer("p", chunks);
         std::vector<uint32_t> data(static_cast<size_t>(n));
-        for (int64_t i = 0; i < n; ++i) data[static_cast<size_t>(i)] = static_cast<uint32_t>(i & 1023);
+        for (int64_t i = 0; i < n; ++i)
+            data[static_cast<size_t>(i)] = static_cast<uint32_t>(i & 1023);
         fanout_sum(arena, data, std::min<int64_t>(n, 1024), 16);  // warm
         int64_t t0 = peer::now_ns();
         uint64_t sum = fanout_sum(arena, data, n, chunks);
         out.timing(peer::now_ns() - t0, chunks);
         out.integer("sum", static_cast<int64_t>(sum));
-        out.str("note", "tbb::parallel_reduce over n values in p chunks (simple_partitioner, grain n/p) "
-                        "inside task_arena::execute; ns_per_op per chunk");
+        out.str("note",
+                "tbb::parallel_reduce over n values in p chunks (simple_partitioner, grain n/p) "
+                "inside task_arena::execute; ns_per_op per chunk");
     } else if (a.workload == "spawn_many") {
         int64_t n = a.n < 0 ? 1000000 : a.n;
         out.integer("n", n);
         out.timing(spawn_many(arena, n), n);
-        out.str("note", "task_group::run of n no-op lambdas from inside task_arena::execute, then wait");
+        out.str("note",
+                "task_group::run of n no-op lambdas from inside task_arena::execute, then wait");
     } else {
         int64_t n = a.n < 0 ? 100000 : a.n;
         out.integer("n", n);
         out.timing(chained_spawn(arena, n), n);
-        out.str("note", "each task runs the next through the same task_group::run; wait() returns when the last has run");
+        out.str("note",
+                "each task runs the next through the same task_group::run; wait() returns when the "
+                "last has run");
     }
     out.print();
     return 0;

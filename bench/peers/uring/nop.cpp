@@ -134,7 +134,8 @@ int main(int argc, char** argv) {
     // parallel, so ns_per_op = ns_total / ops_per_worker.
     out.integer("ops_per_worker", ops);
     out.timing(ns, ops);
-    out.real("ops_per_sec", ns > 0 ? static_cast<double>(ops) * workers * 1e9 / static_cast<double>(ns) : NAN);
+    out.real("ops_per_sec",
+             ns > 0 ? static_cast<double>(ops) * workers * 1e9 / static_cast<double>(ns) : NAN);
     out.str("setup_flags", (ws[0].flags & fast) == fast ? "SINGLE_ISSUER|DEFER_TASKRUN" : "none");
     out.print();
     return 0;
