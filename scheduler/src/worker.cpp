@@ -166,6 +166,12 @@ TaskHeader* Worker::next_task() noexcept {
   return pop_inject_batch();
 }
 
+namespace {
+// Stands in for a hook that has taken responsibility for its wait (see
+// run_task); never called.
+bool absorb_cancel(Suspension*) noexcept { return true; }
+}  // namespace
+
 void Worker::run_task(TaskHeader* t) noexcept {
   // Popping the task from a queue made it ours: waiting_on is safe to read.
   Suspension* w = t->waiting_on;
@@ -194,7 +200,17 @@ void Worker::run_task(TaskHeader* t) noexcept {
   if (!resume) {
     if (s & TaskHeader::kCancelPending) {
       t->state.fetch_and(~TaskHeader::kCancelPending, std::memory_order_acq_rel);
-      if (w->cancel == nullptr || !w->cancel(w)) rearm_cancel(t);
+      if (w->cancel == absorb_cancel) {
+        // The hook already took responsibility for this wait; its completion
+        // is in flight. A second request before the task runs adds nothing
+        // (asyncio raises CancelledError once, §C): calling the hook again
+        // would make a hand-on primitive pass its grant on twice (a Lock
+        // with two holders, a Semaphore with one permit too many).
+      } else if (w->cancel == nullptr || !w->cancel(w)) {
+        rearm_cancel(t);
+      } else {
+        w->cancel = absorb_cancel;  // at most one hook call per wait
+      }
     }
   }
   if (resume) {

@@ -565,6 +565,70 @@ TEST_CASE("C27 cancel() is a request: two calls while pending both return true, 
   CHECK(o.cancelled_after);
 }
 
+// An awaiter whose cancel hook takes responsibility but leaves the completion
+// for later, as a Lock/Semaphore waiter does when it was granted just before
+// the cancel arrived (the waker's complete_wait is still in flight).
+struct DeferredWait : weft::detail::Suspension {
+  int hook_calls = 0;
+  bool cancelled = false;
+  weft::detail::TaskHeader* task = nullptr;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) noexcept {
+    task = weft::detail::current_header();
+    cancel = &DeferredWait::hook;
+    weft::detail::suspend_at(task, this, h);
+  }
+  void await_resume() const {
+    if (cancelled) throw weft::CancelledError("deferred");
+  }
+  static bool hook(weft::detail::Suspension* s) noexcept {
+    auto* self = static_cast<DeferredWait*>(s);
+    ++self->hook_calls;
+    self->cancelled = true;  // completes later, with CancelledError
+    return true;
+  }
+};
+
+TEST_CASE("C27 two cancels before the task runs call the wait's cancel hook once, raise once",
+          "[task][cancel]") {
+  // A second request reaching a wait whose hook already took responsibility
+  // must be absorbed: a hand-on primitive would otherwise pass its grant on
+  // twice (found by the sync stress test as a Semaphore with a spare permit).
+  struct Out {
+    int calls_after_first = 0, calls_after_second = 0, raised = 0;
+    bool next_await_clean = false;
+  };
+  auto main = []() -> weft::Task<Out> {
+    Out o;
+    DeferredWait w;
+    auto body = [](DeferredWait* dw, Out* out) -> weft::Task<void> {
+      try {
+        co_await *dw;
+      } catch (const weft::CancelledError&) {
+        ++out->raised;
+      }
+      co_await weft::yield_now();  // no second CancelledError here
+      out->next_await_clean = true;
+    };
+    auto h = weft::spawn(body(&w, &o));
+    co_await weft::yield_now();  // h waits on w
+    h.cancel();
+    co_await weft::yield_now();  // h's worker runs the hook
+    o.calls_after_first = w.hook_calls;
+    h.cancel();
+    co_await weft::yield_now();
+    o.calls_after_second = w.hook_calls;
+    weft::detail::complete_wait(w.task);  // the deferred completion lands
+    co_await h;
+    co_return o;
+  };
+  Out o = weft::run(main(), workers(1));
+  CHECK(o.calls_after_first == 1);
+  CHECK(o.calls_after_second == 1);
+  CHECK(o.raised == 1);
+  CHECK(o.next_await_clean);
+}
+
 TEST_CASE("C28 a task that catches CancelledError and returns completes normally with its value",
           "[task][cancel]") {
   auto catcher = [](weft::Future<int> f) -> weft::Task<int> {
