@@ -4,5 +4,6 @@
 // to the ring of the loop the awaiting task runs on; the reactor that owns the
 // ring lives in weft::scheduler (DESIGN.md §1).
 //
-// Placeholder: the operations arrive with their issues.
 #pragma once
+
+#include <weft/io/streams.hpp>
