@@ -261,6 +261,22 @@ void release_ref(TaskHeader* t) noexcept {
   t->root.destroy();
 }
 
+}  // namespace weft::detail
+
+void weft::call_exception_handler(const ExceptionContext& ctx) noexcept {
+  using namespace weft::detail;
+  if (Worker* w = Worker::current()) {
+    w->rt().report(ctx);
+  } else {
+    try {
+      default_report(ctx);
+    } catch (...) {
+    }
+  }
+}
+
+namespace weft::detail {
+
 void RuntimeImpl::report(const ExceptionContext& ctx) const noexcept {
   try {
     if (opts.exception_handler) {

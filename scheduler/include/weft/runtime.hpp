@@ -33,6 +33,11 @@ struct ExceptionContext {
   TaskRef task;                  // the task concerned, if any
 };
 
+/// Reports `ctx` to the exception handler of the runtime the calling thread
+/// works for (asyncio's loop.call_exception_handler); on a thread outside any
+/// runtime, to the default report on stderr. Never throws. Any thread.
+void call_exception_handler(const ExceptionContext& ctx) noexcept;
+
 /// Every knob that changes how the runtime performs. Each is a flag of the
 /// benchmark runner (bench/run --help), so tune by measuring.
 struct RuntimeOptions {
