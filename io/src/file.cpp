@@ -14,14 +14,16 @@ namespace weft::io {
 
 File& File::operator=(File&& o) noexcept {
   if (this != &o) {
-    weft::detail::io_close_detached(fd_);
+    if (fd_ >= 0) ::close(fd_);
     fd_ = o.fd_;
     o.fd_ = -1;
   }
   return *this;
 }
 
-File::~File() { weft::detail::io_close_detached(fd_); }
+File::~File() {
+  if (fd_ >= 0) ::close(fd_);
+}
 
 detail::Op<detail::ClosePrep> File::close(OpTimeout timeout) {
   int f = fd_;

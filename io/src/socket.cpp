@@ -71,14 +71,16 @@ Task<std::vector<SocketAddress>> resolve(const std::string& host, std::uint16_t 
 
 Socket& Socket::operator=(Socket&& o) noexcept {
   if (this != &o) {
-    weft::detail::io_close_detached(fd_);
+    if (fd_ >= 0) ::close(fd_);
     fd_ = o.fd_;
     o.fd_ = -1;
   }
   return *this;
 }
 
-Socket::~Socket() { weft::detail::io_close_detached(fd_); }
+Socket::~Socket() {
+  if (fd_ >= 0) ::close(fd_);
+}
 
 detail::Op<detail::ClosePrep> Socket::close(OpTimeout timeout) {
   int f = fd_;

@@ -181,13 +181,6 @@ io_uring_sqe* Worker::get_sqe_nothrow() noexcept {
   return io_uring_get_sqe(&ring_);
 }
 
-void Worker::flush_submissions() noexcept {
-  if (!ring_ready_ || io_uring_sq_ready(&ring_) == 0) return;
-  int r = io_uring_submit(&ring_);
-  bump(m_.enter_calls);
-  if (r > 0) bump(m_.sqes_submitted, static_cast<std::uint64_t>(r));
-}
-
 void Worker::send_wake_to(Worker& target) noexcept {
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   if (sqe == nullptr) {
@@ -384,19 +377,6 @@ void io_commit(IoOpState* op, io_uring_sqe* sqe, std::coroutine_handle<> h) noex
   }
   w->op_started();
   suspend_at(op->task, op, h);
-}
-
-void io_close_detached(int fd) noexcept {
-  if (fd < 0) return;
-  Worker* w = Worker::current();
-  io_uring_sqe* sqe = w != nullptr ? w->get_sqe_nothrow() : nullptr;
-  if (sqe == nullptr) {
-    ::close(fd);
-    return;
-  }
-  io_uring_prep_close(sqe, fd);
-  sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-  io_uring_sqe_set_data64(sqe, kIgnoreToken);
 }
 
 }  // namespace weft::detail

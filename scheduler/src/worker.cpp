@@ -524,9 +524,6 @@ void Worker::thread_main() {
     park();
   }
   if (searching_) leave_searching();
-  // SQEs queued without a CQE to wait for (detached closes) must still reach
-  // the kernel, or their descriptors would leak.
-  flush_submissions();
   // The ring and the eventfd stay open until every worker has stopped
   // (RuntimeImpl::stop_workers): another thread may still be sending this
   // worker a wake-up.

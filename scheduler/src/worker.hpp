@@ -129,8 +129,6 @@ class Worker final : public Loop {
   void reserve_sqes(unsigned n);
   /// get_sqe, but null instead of throwing.
   io_uring_sqe* get_sqe_nothrow() noexcept;
-  /// Submits whatever SQEs are queued (a worker leaving its loop).
-  void flush_submissions() noexcept;
   void op_started() noexcept { ++inflight_; }
   void op_done() noexcept { --inflight_; }
   std::uint32_t next_task_id() noexcept { return id_seq_ += id_stride_; }

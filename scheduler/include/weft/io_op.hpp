@@ -78,11 +78,6 @@ io_uring_sqe* io_begin(IoOpState* op);
 /// Finishes the submission begun by io_begin: tags the SQE, links the
 /// timeout SQE after it if the op has one, and suspends.
 void io_commit(IoOpState* op, io_uring_sqe* sqe, std::coroutine_handle<> h) noexcept;
-/// Closes `fd` without a system call of its own when called on a worker: an
-/// IORING_OP_CLOSE goes out with the tick's submission (its CQE is skipped);
-/// elsewhere, or when no SQE can be had, a plain close(2). Never throws;
-/// errors are ignored (as close in a destructor must). Any thread.
-void io_close_detached(int fd) noexcept;
 
 /// The generic awaitable: `Prep` fills the SQE (called with io_uring_sqe*).
 template <class Prep>

@@ -25,9 +25,10 @@
 // the text alive until then if you store the Task to await later.
 //
 // Closing: `co_await f.close()` reports errors (on some file systems a
-// write error surfaces only at close). The destructor of an open File does
-// what Socket's does (weft/io/socket.hpp): an IORING_OP_CLOSE queued with
-// the tick's SQEs on a worker, close(2) elsewhere; errors are ignored.
+// write error surfaces only at close). The destructor of an open File calls
+// close(2), as Socket's does (weft/io/socket.hpp explains why not the
+// ring); errors are ignored there. close(2) of a local file does not sleep;
+// on a network file system it may flush, so await close() on those.
 //
 // Threads: a File is not synchronised; operations at explicit offsets may be
 // in flight from several tasks at once (pread/pwrite semantics), operations

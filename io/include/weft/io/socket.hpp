@@ -5,13 +5,16 @@
 // # Ownership and closing
 // A Socket owns its descriptor (move-only). `co_await s.close()` closes it
 // through the ring and reports errors. The destructor of a still-open socket
-// cannot await: on a worker thread it queues an IORING_OP_CLOSE that goes
-// to the kernel with the tick's other SQEs (no system call of its own, no
-// blocking; its CQE is skipped and errors are ignored), elsewhere it calls
-// close(2). Either way the descriptor is closed by the time the runtime has
-// shut down. Destroying a socket while an operation on it is in flight is
-// impossible by construction: the awaiting frame cannot be destroyed before
-// the CQE (DESIGN.md §4).
+// cannot await, so it calls close(2) directly. That call does not sleep
+// (unless the program itself set SO_LINGER with a timeout; await close()
+// then) and costs about a microsecond; it was chosen over queueing an
+// IORING_OP_CLOSE with the tick's SQEs because the kernel then drops the
+// socket's last reference only after the whole submission has run, so a
+// listener "closed" by its destructor would still accept a connect
+// submitted in the same tick. With close(2) the descriptor is gone when
+// the destructor returns, as Python's socket.close() promises. Destroying a
+// socket while an operation on it is in flight cannot happen: the awaiting
+// frame is never destroyed before the CQE (DESIGN.md §4).
 //
 // # Operations
 // Each returns an awaiter (weft/io/op.hpp) to co_await at once, or a Task
