@@ -42,6 +42,16 @@
 //   kDelivered     the result was handed to the task
 // The owner thread drives every transition except kInFlight -> kCancelPosted,
 // which the canceller makes with a CAS.
+//
+// # Linked timeouts (weft/io_op.hpp)
+// An op with a timeout takes two SQEs back to back: its own, flagged
+// IOSQE_IO_LINK, and an IORING_OP_LINK_TIMEOUT tagged kIgnoreToken. io_begin
+// first makes sure the SQ has room for both (Worker::reserve_sqes submits
+// when it has not), so no submission can end between them: a link cut at
+// the end of a submission would run the op with no timeout at all. An op
+// that ends with -ECANCELED when no cancel was requested was ended by its
+// timeout (timed_out). With a cancel requested, -ECANCELED is a
+// cancellation even if the timer fired too: the task is being cancelled.
 #include <liburing.h>
 #include <sys/eventfd.h>
 #include <sys/utsname.h>
@@ -153,6 +163,24 @@ io_uring_sqe* Worker::get_sqe() {
   return sqe;
 }
 
+void Worker::reserve_sqes(unsigned n) {
+  if (io_uring_sq_space_left(&ring_) >= n) return;
+  int r = io_uring_submit(&ring_);
+  bump(m_.enter_calls);
+  if (r > 0) bump(m_.sqes_submitted, static_cast<std::uint64_t>(r));
+  if (io_uring_sq_space_left(&ring_) < n)
+    throw std::system_error(EBUSY, std::system_category(), "io_uring_get_sqe");
+}
+
+io_uring_sqe* Worker::get_sqe_nothrow() noexcept {
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  if (sqe != nullptr) return sqe;
+  int r = io_uring_submit(&ring_);
+  bump(m_.enter_calls);
+  if (r > 0) bump(m_.sqes_submitted, static_cast<std::uint64_t>(r));
+  return io_uring_get_sqe(&ring_);
+}
+
 void Worker::send_wake_to(Worker& target) noexcept {
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   if (sqe == nullptr) {
@@ -241,6 +269,9 @@ void op_deliver(IoOpState* op, int res, unsigned flags, bool cancel_requested) n
       // It completed anyway: deliver the result, raise the cancel later.
       rearm_cancel(op->task);
     }
+  } else if (res == -ECANCELED && op->has_timeout) {
+    // Nobody asked for a cancel: the linked timeout ended the op.
+    op->timed_out = true;
   }
   op_wake(op);
 }
@@ -322,6 +353,9 @@ io_uring_sqe* io_begin(IoOpState* op) {
     op->cancel_taken = true;
     return nullptr;
   }
+  // A linked timeout needs its SQE in the same submission as the op's.
+  if (op->has_timeout) [[unlikely]]
+    w->reserve_sqes(2);
   io_uring_sqe* sqe = w->get_sqe();
   op->task = t;
   op->owner = w;
@@ -332,7 +366,16 @@ io_uring_sqe* io_begin(IoOpState* op) {
 
 void io_commit(IoOpState* op, io_uring_sqe* sqe, std::coroutine_handle<> h) noexcept {
   io_uring_sqe_set_data(sqe, static_cast<IoCompletion*>(op));
-  static_cast<Worker*>(op->owner)->op_started();
+  auto* w = static_cast<Worker*>(op->owner);
+  if (op->has_timeout) [[unlikely]] {
+    // Set after the Prep ran: liburing's prep functions clear sqe->flags.
+    sqe->flags |= IOSQE_IO_LINK;
+    // io_begin reserved this SQE: nothing took one since.
+    io_uring_sqe* t = w->get_sqe_nothrow();
+    io_uring_prep_link_timeout(t, &op->timeout, 0);
+    io_uring_sqe_set_data64(t, kIgnoreToken);
+  }
+  w->op_started();
   suspend_at(op->task, op, h);
 }
 

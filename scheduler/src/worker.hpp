@@ -123,6 +123,12 @@ class Worker final : public Loop {
   void arm_timer(TimerNode* n) { timers_.push(n); }
   void disarm_timer(TimerNode* n) noexcept { timers_.remove(n); }
   io_uring_sqe* get_sqe();
+  /// Makes sure `n` SQEs can be taken back to back without a submission in
+  /// between (submits first if the SQ is short). Throws system_error(EBUSY)
+  /// if even an empty SQ is too small.
+  void reserve_sqes(unsigned n);
+  /// get_sqe, but null instead of throwing.
+  io_uring_sqe* get_sqe_nothrow() noexcept;
   void op_started() noexcept { ++inflight_; }
   void op_done() noexcept { --inflight_; }
   std::uint32_t next_task_id() noexcept { return id_seq_ += id_stride_; }

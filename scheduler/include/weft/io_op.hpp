@@ -16,6 +16,19 @@
 // The I/O component builds files and sockets on this type: an op is a Prep
 // functor that fills the SQE plus the interpretation of the CQE's result.
 //
+// # Timeouts
+// An op may carry a relative timeout (set_timeout before awaiting). It goes
+// to the kernel as an IORING_OP_LINK_TIMEOUT linked to the op's SQE
+// (IOSQE_IO_LINK): when it fires first the kernel cancels the op, whose CQE
+// then reports -ECANCELED although nobody asked for a cancel; that is how a
+// timeout is told apart from a cancellation (timed_out is set). The two SQEs
+// must reach the kernel in the same io_uring_enter, or the op would run
+// without its timeout: io_begin reserves room for both before taking the
+// first (submitting first when the SQ is short). The link timeout's own CQE
+// carries kIgnoreToken and is dropped by the reaper. A result that completed
+// although the timeout (or a cancel) raced with it is delivered as usual.
+// The no-timeout path costs one predictable branch more than before.
+//
 // Threads: await only inside a weft task (RuntimeError otherwise).
 #pragma once
 
@@ -27,6 +40,7 @@
 #include <system_error>
 #include <utility>
 #include <weft/detail/task_header.hpp>
+#include <weft/errors.hpp>
 
 namespace weft::detail {
 
@@ -43,14 +57,26 @@ struct IoOpState : IoCompletion, Suspension, InboxItem {
   std::atomic<std::uint8_t> phase{0};  // see reactor.cpp
   bool cancelled = false;              // completed by a cancel (-ECANCELED after our request)
   bool cancel_taken = false;           // a pending cancel was consumed before submitting
+  bool has_timeout = false;            // a linked timeout goes with the SQE
+  bool timed_out = false;              // ended (-ECANCELED) by its linked timeout
+  __kernel_timespec timeout{};         // relative; the kernel reads it at submission
 };
+
+/// Gives `op` a linked timeout of `ns` nanoseconds (>= 0). Call before the
+/// op is awaited. Owner thread only (the op is not shared yet).
+inline void set_timeout(IoOpState* op, std::int64_t ns) noexcept {
+  op->has_timeout = true;
+  op->timeout.tv_sec = ns / 1000000000;
+  op->timeout.tv_nsec = ns % 1000000000;
+}
 
 /// Takes an SQE on the current worker's ring for `op` (submitting first if
 /// the queue is full). Returns null, without suspending, when a pending cancel
 /// request was consumed instead (op->cancel_taken is then set). Throws
 /// RuntimeError outside a task. Defined in reactor.cpp.
 io_uring_sqe* io_begin(IoOpState* op);
-/// Finishes the submission begun by io_begin: tags the SQE and suspends.
+/// Finishes the submission begun by io_begin: tags the SQE, links the
+/// timeout SQE after it if the op has one, and suspends.
 void io_commit(IoOpState* op, io_uring_sqe* sqe, std::coroutine_handle<> h) noexcept;
 
 /// The generic awaitable: `Prep` fills the SQE (called with io_uring_sqe*).
@@ -66,11 +92,17 @@ class IoOp {
     io_commit(&st_, sqe, h);
     return true;
   }
+  /// Gives the op a linked timeout (see above); before awaiting only.
+  IoOp& with_timeout(std::int64_t ns) noexcept {
+    set_timeout(&st_, ns);
+    return *this;
+  }
   /// The CQE's result (>= 0). Throws CancelledError if the op was cancelled
-  /// (or never submitted because of a pending cancel), std::system_error for
-  /// a negative result.
+  /// (or never submitted because of a pending cancel), TimeoutError if its
+  /// linked timeout ended it, std::system_error for a negative result.
   int await_resume() {
     if (st_.cancel_taken || st_.cancelled) throw_cancelled(current_header());
+    if (st_.timed_out) throw TimeoutError("io_uring op timed out");
     if (st_.res < 0) throw std::system_error(-st_.res, std::system_category(), "io_uring op");
     return st_.res;
   }
