@@ -9,8 +9,10 @@
 #include <cstring>
 #include <utility>
 #include <vector>
+#include <weft/io/detail/preps.hpp>
+#include <weft/io/errors.hpp>
+#include <weft/io/op.hpp>
 #include <weft/io/streams.hpp>
-#include <weft/io_op.hpp>
 #include <weft/join_handle.hpp>
 
 namespace weft::io {
@@ -20,40 +22,6 @@ namespace {
 std::string incomplete_message(std::size_t got, std::optional<std::size_t> expected) {
   std::string e = expected ? std::to_string(*expected) : std::string("undefined");
   return std::to_string(got) + " bytes read on a total of " + e + " expected bytes";
-}
-
-// The one ring operation a stream needs in each direction. `sock` picks
-// recv/send (send with MSG_NOSIGNAL: a peer that went away is an EPIPE error,
-// never a SIGPIPE that kills the process) over read/write (pipes).
-struct ReadPrep {
-  int fd;
-  void* buf;
-  unsigned len;
-  bool sock;
-  void operator()(io_uring_sqe* sqe) const noexcept {
-    if (sock) {
-      io_uring_prep_recv(sqe, fd, buf, len, 0);
-    } else {
-      io_uring_prep_read(sqe, fd, buf, len, static_cast<__u64>(-1));
-    }
-  }
-};
-struct WritePrep {
-  int fd;
-  const void* buf;
-  unsigned len;
-  bool sock;
-  void operator()(io_uring_sqe* sqe) const noexcept {
-    if (sock) {
-      io_uring_prep_send(sqe, fd, buf, len, MSG_NOSIGNAL);
-    } else {
-      io_uring_prep_write(sqe, fd, buf, len, static_cast<__u64>(-1));
-    }
-  }
-};
-
-std::exception_ptr named_error(const std::system_error& e, const char* op) {
-  return std::make_exception_ptr(std::system_error(e.code(), op));
 }
 
 void settle(std::vector<Promise<void>>& ps) noexcept {
@@ -238,12 +206,18 @@ Task<void> wait_for_data(ReaderState* s, const char* fn, std::uint64_t seen) {
   const int fd = s->conn->fd();
   const bool sock = s->conn->is_socket();
   g.unlock();
-  int r = 0;
+  std::size_t r = 0;
   std::exception_ptr err;
   try {
-    r = co_await weft::detail::IoOp<ReadPrep>(ReadPrep{fd, p, static_cast<unsigned>(chunk), sock});
-  } catch (const std::system_error& e) {
-    err = named_error(e, "read");
+    // recv for sockets, read for pipes (recv on a pipe is ENOTSOCK).
+    const MutableBuffer into(p, chunk);
+    if (sock) {
+      r = co_await Op<RecvPrep>(RecvPrep{fd, into, 0});
+    } else {
+      r = co_await Op<ReadPrep>(ReadPrep{fd, into, kCurrentPosition});
+    }
+  } catch (const std::system_error&) {
+    err = std::current_exception();  // ConnectionResetError, ... (weft/io/errors.hpp)
   } catch (...) {
     std::lock_guard g2(s->m);
     s->waiting = false;
@@ -259,7 +233,7 @@ Task<void> wait_for_data(ReaderState* s, const char* fn, std::uint64_t seen) {
   if (r == 0) {
     s->eof = true;
   } else {
-    s->buf.commit(static_cast<std::size_t>(r));
+    s->buf.commit(r);
   }
 }
 
@@ -495,21 +469,27 @@ Task<void> flusher(std::shared_ptr<WriterState> keep) {
     try {
       while (off < batch.size()) {
         const std::size_t left = std::min<std::size_t>(batch.size() - off, 1u << 30);
-        int r = co_await weft::detail::IoOp<WritePrep>(
-            WritePrep{fd, batch.data() + off, static_cast<unsigned>(left), sock});
-        off += static_cast<std::size_t>(r);
+        const ConstBuffer from(batch.data() + off, left);
+        std::size_t r;
+        if (sock) {
+          // MSG_NOSIGNAL: a gone peer is a BrokenPipeError, never SIGPIPE.
+          r = co_await detail::Op<detail::SendPrep>(detail::SendPrep{fd, from, MSG_NOSIGNAL});
+        } else {
+          r = co_await detail::Op<detail::WritePrep>(
+              detail::WritePrep{fd, from, detail::kCurrentPosition});
+        }
+        off += r;
         std::lock_guard g(s->m);
         s->inflight = batch.size() - off;
       }
-    } catch (const std::system_error& e) {
+    } catch (const std::system_error&) {
       std::lock_guard g(s->m);
-      s->error = named_error(e, sock ? "send" : "write");
+      s->error = std::current_exception();
     } catch (...) {
       // Cancelled (the runtime shuts down, or someone cancelled all tasks):
       // the connection can no longer be trusted to carry the rest in order.
       std::lock_guard g(s->m);
-      s->error = std::make_exception_ptr(
-          std::system_error(ECONNRESET, std::generic_category(), "send: flusher cancelled"));
+      s->error = std::make_exception_ptr(ConnectionResetError(ECONNRESET, "send (cancelled)"));
     }
   }
 }
@@ -548,7 +528,7 @@ Task<void> StreamWriter::drain() {
     std::lock_guard g(s->m);
     if (s->error) std::rethrow_exception(s->error);
     if (s->closing) {
-      throw std::system_error(ECONNRESET, std::generic_category(), "drain: the writer is closed");
+      throw ConnectionResetError(ECONNRESET, "drain (the writer is closed)");
     }
     if (s->pending.size() + s->inflight <= s->high) co_return;
     s->drainers.push_back(std::move(p));
@@ -567,8 +547,7 @@ void StreamWriter::write_eof() {
     return;
   }
   g.unlock();
-  if (::shutdown(s_->conn->fd(), SHUT_WR) != 0 && errno != ENOTCONN)
-    throw std::system_error(errno, std::generic_category(), "shutdown");
+  if (::shutdown(s_->conn->fd(), SHUT_WR) != 0 && errno != ENOTCONN) throw_error(errno, "shutdown");
 }
 
 bool StreamWriter::can_write_eof() const noexcept { return s_->conn->is_socket(); }

@@ -1,0 +1,48 @@
+// examples/echo_server.cpp - a TCP echo server on weft's streams.
+//
+//   build/release/examples/echo_server --port 8888 --workers 2
+//
+// Every connection is a task that reads what arrives and writes it back.
+// The benchmark runner (bench/run --only tcp_echo) starts it with --port and
+// --workers and drives it with 64 connections; tests/examples/servers_test.cpp
+// checks it with a plain socket client.
+#include <cstdio>
+#include <string>
+#include <weft/io/server.hpp>
+#include <weft/weft.hpp>
+
+#include "server_args.hpp"
+
+namespace {
+
+weft::Task<void> echo(weft::io::StreamReader reader, weft::io::StreamWriter writer) {
+  for (;;) {
+    std::string data = co_await reader.read(64 * 1024);
+    if (data.empty()) break;  // the client closed its side
+    writer.write(data);
+    co_await writer.drain();
+  }
+  writer.close();
+}
+
+weft::Task<void> serve(const char* host, std::uint16_t port) {
+  weft::io::Server server = weft::io::start_server(echo, host, port);
+  std::printf("listening on %s\n", server.address().to_string().c_str());
+  std::fflush(stdout);
+  co_await server.serve_forever();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::optional<ServerArgs> args = parse_server_args(argc, argv);
+  if (!args) return 2;
+  weft::RuntimeOptions options;
+  options.workers = args->workers;
+  try {
+    weft::run(serve(args->host, args->port), options);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "echo_server: %s\n", e.what());
+    return 1;
+  }
+}
