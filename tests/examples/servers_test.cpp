@@ -109,7 +109,7 @@ const std::string kHello =
 
 }  // namespace
 
-TEST_CASE("example echo_server echoes every byte on several connections", "[example]") {
+TEST_CASE("echo_server echoes every byte on several connections", "[example]") {
   ::signal(SIGPIPE, SIG_IGN);
   ServerProcess server(WEFT_ECHO_SERVER);
   Client a(server.port()), b(server.port());
@@ -128,7 +128,7 @@ TEST_CASE("example echo_server echoes every byte on several connections", "[exam
   CHECK(a.closed_by_peer());
 }
 
-TEST_CASE("example http_hello answers keep-alive and pipelined requests", "[example]") {
+TEST_CASE("http_hello answers keep-alive and pipelined requests", "[example]") {
   ::signal(SIGPIPE, SIG_IGN);
   ServerProcess server(WEFT_HTTP_HELLO);
   Client c(server.port());
@@ -157,7 +157,7 @@ TEST_CASE("example http_hello answers keep-alive and pipelined requests", "[exam
   CHECK(r == "HTTP/1.1 400");
 }
 
-TEST_CASE("example resp_server: PING, ECHO, SET, GET, DEL, INCR, inline and pipelined",
+TEST_CASE("resp_server: PING, ECHO, SET, GET, DEL, INCR, inline and pipelined",
           "[example]") {
   ::signal(SIGPIPE, SIG_IGN);
   ServerProcess server(WEFT_RESP_SERVER);
