@@ -33,7 +33,7 @@ for arg in "$@"; do
         --no-apt) use_apt=0 ;;
         --no-tools) tools=0 ;;
         --tools-only) peers=0 ;;
-        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "install.sh: unknown argument $arg" >&2; exit 2 ;;
     esac
 done
