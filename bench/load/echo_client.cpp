@@ -66,9 +66,12 @@ struct Options {
   std::exit(2);
 }
 
+// Any thread may fail; std::exit from two threads at once is undefined, and
+// there is nothing to clean up, so _Exit after the message.
 [[noreturn]] void die(const std::string& msg) {
   std::fprintf(stderr, "weft_echo_client: %s\n", msg.c_str());
-  std::exit(1);
+  std::fflush(stderr);
+  std::_Exit(1);
 }
 
 double parse_number(const std::string& key, const char* val, double lo, double hi) {
