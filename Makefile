@@ -3,7 +3,8 @@
 #
 #   make test      deps + release build + every test (unit, o0, stress)
 #   make bench     deps + release build + bench/run
-#   make bench-smoke  deps + release build + bench/run --tiny --no-peers (CI: weft only, ~1 s)
+#   make bench-smoke  deps + release build + bench/run --tiny --no-peers (CI: weft only, a few s;
+#                     server rows only where their clients are installed)
 #   make asan      ASan+UBSan build and test suite   (build/asan)
 #   make tsan      ThreadSanitizer build and suite   (build/tsan)
 #   make consumer  install into build/prefix and build tests/consumer against it
