@@ -2,7 +2,9 @@
 // weft/io/server.hpp).
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/socket.h>
 
+#include <atomic>
 #include <chrono>
 #include <mutex>
 #include <optional>
@@ -23,9 +25,8 @@ struct ServerState {
   TcpListener listener;
   SocketAddress addr;
   std::mutex m;
-  bool serving = true;
-  bool loop_done = false;
-  std::optional<JoinHandle<void>> accept_task;
+  std::atomic<bool> serving{true};             // false from close() on
+  bool loop_done = false;                      // the accept loop has ended (under m)
   std::vector<Promise<void>> closed_waiters;   // wait_closed()
   std::vector<Promise<void>> forever_waiters;  // serve_forever()
 };
@@ -76,11 +77,15 @@ bool transient_accept_error(int e) {
 Task<void> accept_loop(std::shared_ptr<ServerState> st) {
   std::exception_ptr err;
   try {
-    for (;;) {
+    // close() shuts the listening socket down, which ends a pending accept
+    // with EINVAL; the loop then sees `serving` false. (The server owns no
+    // handle to this task: the task owns the state, so there is no cycle.)
+    while (st->serving.load(std::memory_order_acquire)) {
       TcpStream c;
       try {
         c = co_await st->listener.accept();
       } catch (const std::system_error& e) {
+        if (!st->serving.load(std::memory_order_acquire)) break;
         const bool sys = e.code().category() == std::system_category();
         if (sys && e.code().value() == ECONNABORTED) continue;  // the client gave up first
         if (!sys || !transient_accept_error(e.code().value())) throw;
@@ -112,7 +117,7 @@ Task<void> accept_loop(std::shared_ptr<ServerState> st) {
   std::vector<Promise<void>> closed, forever;
   {
     std::lock_guard g(st->m);
-    st->serving = false;
+    st->serving.store(false, std::memory_order_release);
     st->loop_done = true;
     closed = std::move(st->closed_waiters);
     forever = std::move(st->forever_waiters);
@@ -159,7 +164,7 @@ Server start_server(ClientConnected cb, std::string_view host, std::uint16_t por
   lo.reuse_port = options.reuse_port;
   st->listener = TcpListener::bind(server_address(host, port), lo);
   st->addr = st->listener.local_address();
-  st->accept_task.emplace(weft::spawn(accept_loop(st), SpawnOptions{"weft-server-accept"}));
+  weft::spawn(accept_loop(st), SpawnOptions{"weft-server-accept"});
   return Server(st);
 }
 
@@ -169,17 +174,15 @@ SocketAddress Server::address() const {
 }
 
 bool Server::is_serving() const noexcept {
-  if (!s_) return false;
-  std::lock_guard g(s_->m);
-  return s_->serving;
+  return s_ && s_->serving.load(std::memory_order_acquire);
 }
 
 void Server::close() noexcept {
   if (!s_) return;
   std::lock_guard g(s_->m);
-  if (!s_->serving) return;
-  s_->serving = false;
-  if (s_->accept_task) s_->accept_task->cancel();
+  if (!s_->serving.exchange(false, std::memory_order_acq_rel) || s_->loop_done) return;
+  // Wakes a pending accept (it fails with EINVAL); the loop closes the socket.
+  ::shutdown(s_->listener.fd(), SHUT_RDWR);
 }
 
 Task<void> Server::wait_closed() {

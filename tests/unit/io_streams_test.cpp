@@ -646,3 +646,145 @@ TEST_CASE("streams: bad arguments are clear exceptions", "[io][streams]") {
   rd.feed_eof();
   CHECK_THROWS_AS(rd.feed_data("x"), weft::RuntimeError);
 }
+
+// ---------------------------------------------------------------- servers
+
+TEST_CASE("Q116 start_server + open_connection: an echo round-trips b'hello world!\\n'",
+          "[io][streams][server]") {
+  FdCheck fds;
+  auto r = weft::run(
+      []() -> weft::Task<std::vector<std::string>> {
+        auto handler = [](StreamReader rd, StreamWriter wr) -> weft::Task<void> {
+          std::string line = co_await rd.readline();
+          wr.write(line);
+          co_await wr.drain();
+          wr.close();
+          co_await wr.wait_closed();
+        };
+        weft::io::Server server = weft::io::start_server(handler, "127.0.0.1", 0);
+        std::vector<std::string> out;
+        out.push_back(server.is_serving() ? "serving" : "not serving");
+        auto [rd, wr] = co_await weft::io::open_connection("127.0.0.1", server.port());
+        wr.write("hello world!\n");
+        co_await wr.drain();
+        out.push_back(co_await rd.readline());
+        out.push_back(co_await rd.read(10));  // the server closed: EOF
+        wr.close();
+        co_await wr.wait_closed();
+        server.close();
+        co_await server.wait_closed();
+        out.push_back(server.is_serving() ? "serving" : "not serving");
+        co_return out;
+      }(),
+      workers(2));
+  CHECK(r == std::vector<std::string>{"serving", "hello world!\n", "", "not serving"});
+}
+
+TEST_CASE(
+    "Q116 an exception in the handler goes to the exception handler as 'Unhandled "
+    "exception in client_connected_cb'",
+    "[io][streams][server]") {
+  FdCheck fds;
+  weft_test::HandlerLog log;
+  weft::RuntimeOptions o = workers(2);
+  log.install(o);
+  auto eof = weft::run(
+      []() -> weft::Task<bool> {
+        auto handler = [](StreamReader, StreamWriter) -> weft::Task<void> {
+          throw std::runtime_error("handler failed");
+          co_return;
+        };
+        weft::io::Server server = weft::io::start_server(handler, "127.0.0.1", 0);
+        auto [rd, wr] = co_await weft::io::open_connection("localhost", server.port());
+        std::string s = co_await rd.read(10);  // the failed handler's connection is closed
+        server.close();
+        co_await server.wait_closed();
+        co_return s.empty();
+      }(),
+      o);
+  CHECK(eof);
+  auto entries = log.snapshot();
+  REQUIRE(entries.size() == 1);
+  CHECK(entries[0].message == "Unhandled exception in client_connected_cb");
+  CHECK(entries[0].what == "handler failed");
+}
+
+TEST_CASE("Q116 open_connection to a port nobody listens on raises ConnectionRefusedError",
+          "[io][streams][server]") {
+  FdCheck fds;
+  auto refused = run1([]() -> weft::Task<bool> {
+    // Bind and close a listener to get a port that is (almost surely) free.
+    std::uint16_t port;
+    {
+      weft::io::Server s = weft::io::start_server(
+          [](StreamReader, StreamWriter) -> weft::Task<void> { co_return; }, "127.0.0.1", 0);
+      port = s.port();
+      s.close();
+      co_await s.wait_closed();
+    }
+    try {
+      (void)co_await weft::io::open_connection("127.0.0.1", port);
+    } catch (const weft::io::ConnectionRefusedError&) {
+      co_return true;
+    }
+    co_return false;
+  });
+  CHECK(refused);
+}
+
+TEST_CASE("Q116 serve_forever returns after close(), and cancelling it closes the server",
+          "[io][streams][server]") {
+  FdCheck fds;
+  auto r = weft::run(
+      []() -> weft::Task<std::vector<bool>> {
+        std::vector<bool> out;
+        auto noop = [](StreamReader, StreamWriter) -> weft::Task<void> { co_return; };
+        weft::io::Server a = weft::io::start_server(noop, "127.0.0.1", 0);
+        auto forever = [](weft::io::Server* s) -> weft::Task<void> { co_await s->serve_forever(); };
+        auto h = weft::spawn(forever(&a));
+        co_await weft::yield_now();
+        a.close();
+        co_await h;  // returns normally
+        out.push_back(!a.is_serving());
+        weft::io::Server b = weft::io::start_server(noop, "127.0.0.1", 0);
+        auto h2 = weft::spawn(forever(&b));
+        co_await weft::yield_now();
+        h2.cancel();
+        try {
+          co_await h2;
+        } catch (const weft::CancelledError&) {
+          out.push_back(true);
+        }
+        co_await b.wait_closed();
+        out.push_back(!b.is_serving());
+        co_return out;
+      }(),
+      workers(2));
+  CHECK(r == std::vector<bool>{true, true, true});
+}
+
+TEST_CASE("start_server: a bad host is a ValueError, a used port an error naming bind",
+          "[io][streams][server]") {
+  FdCheck fds;
+  auto r = run1([]() -> weft::Task<std::vector<std::string>> {
+    std::vector<std::string> out;
+    auto noop = [](StreamReader, StreamWriter) -> weft::Task<void> { co_return; };
+    try {
+      (void)weft::io::start_server(noop, "no.such.host.invalid", 0);
+    } catch (const weft::ValueError&) {
+      out.push_back("ValueError");
+    }
+    weft::io::Server a = weft::io::start_server(noop, "127.0.0.1", 0);
+    try {
+      weft::io::ServerOptions o;
+      weft::io::Server b = weft::io::start_server(noop, "127.0.0.1", a.port(), o);
+      out.push_back("bound twice");
+    } catch (const std::system_error& e) {
+      out.push_back(std::string(e.what()).rfind("bind", 0) == 0 ? "bind error" : e.what());
+    }
+    a.close();
+    co_await a.wait_closed();
+    co_return out;
+  });
+  CHECK(r == std::vector<std::string>{"ValueError", "bind error"});
+}
