@@ -4,10 +4,9 @@
 //   build/release/examples/http_hello --port 8080 --workers 2
 //   curl -s http://127.0.0.1:8080/
 //
-// One task per connection reads request heads with readuntil("\r\n\r\n")
-// and writes one response per request. Pipelined requests already in the
-// reader's buffer are answered without waiting, and the writer sends all the
-// responses a burst produced in one send. A request body (Content-Length) is
+// One task per connection reads what arrived, answers every complete request
+// in it, and sends those responses together: pipelined requests cost one
+// read and one send per burst. A request body (Content-Length) is
 // read and dropped (up to 1 MiB, 413 above); chunked bodies are refused (501) and the connection
 // closed. HTTP/1.0 closes after the response unless it asks for keep-alive.
 #include <algorithm>
@@ -40,7 +39,8 @@ constexpr std::string_view kBodyTooLarge =
 constexpr std::string_view kNotImplemented =
     "HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
-constexpr long kMaxBody = 1 << 20;  // larger bodies are refused (413)
+constexpr long kMaxBody = 1 << 20;           // larger bodies are refused (413)
+constexpr std::size_t kMaxHead = 64 * 1024;  // larger heads are refused (431)
 
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
@@ -106,34 +106,53 @@ Head parse_head(std::string_view h) {
   return r;
 }
 
+// One connection: read what arrived, answer every complete request in it
+// (pipelined requests are answered together, in one send), repeat.
 weft::Task<void> http(weft::io::StreamReader reader, weft::io::StreamWriter writer) {
-  for (;;) {
-    std::string head;
-    try {
-      head = co_await reader.readuntil("\r\n\r\n");
-    } catch (const weft::io::IncompleteReadError&) {
-      break;  // the client closed (between requests, or mid-head)
-    } catch (const weft::io::LimitOverrunError&) {
-      writer.write(kTooLarge);
-      break;
+  std::string in, out;
+  std::size_t pos = 0;
+  bool open = true;
+  while (open) {
+    // Every complete request in the buffer.
+    for (;;) {
+      std::size_t end = in.find("\r\n\r\n", pos);
+      if (end == std::string::npos) {
+        if (in.size() - pos > kMaxHead) {
+          out += kTooLarge;
+          open = false;
+        }
+        break;
+      }
+      Head h = parse_head(std::string_view(in).substr(pos, end + 4 - pos));
+      if (!h.ok || h.chunked || h.content_length > kMaxBody) {
+        out += !h.ok ? kBadRequest : h.chunked ? kNotImplemented : kBodyTooLarge;
+        open = false;
+        break;
+      }
+      const std::size_t next = end + 4 + static_cast<std::size_t>(h.content_length);
+      if (next > in.size()) break;  // the body is still on its way: read on
+      pos = next;                   // the body (if any) is skipped
+      out += kHello;
+      if (!h.keep_alive) {
+        open = false;
+        break;
+      }
     }
-    Head h = parse_head(head);
-    if (!h.ok) {
-      writer.write(kBadRequest);
-      break;
+    if (!out.empty()) {
+      writer.write(out);
+      out.clear();
+      if (open) co_await writer.drain();
     }
-    if (h.chunked) {
-      writer.write(kNotImplemented);
-      break;
+    if (!open) break;
+    in.erase(0, pos);
+    pos = 0;
+    std::string chunk = co_await reader.read(64 * 1024);
+    if (chunk.empty()) break;  // the client closed the connection
+    if (in.empty()) {
+      in.swap(chunk);
+    } else {
+      in += chunk;
     }
-    if (h.content_length > kMaxBody) {
-      writer.write(kBodyTooLarge);
-      break;
-    }
-    if (h.content_length > 0) (void)co_await reader.readexactly(h.content_length);
-    writer.write(kHello);
-    if (!h.keep_alive) break;
-    co_await writer.drain();
   }
   writer.close();
   co_await writer.wait_closed();

@@ -6,14 +6,14 @@
 //   redis-cli -p 6379 set greeting hello
 //   redis-benchmark -p 6379 -t ping_inline,set,get -c 50 -P 16
 //
-// Each connection is a task that parses commands (arrays of bulk strings, or
-// the inline form "PING\r\n") and writes one reply per command; pipelined
-// commands are answered from the reader's buffer and the replies of a burst
-// go out in one send. The map is split into 64 shards, each a mutex and an
-// absl::flat_hash_map, so tasks on different workers rarely wait on one
-// another. CONFIG GET answers an empty list (redis-benchmark asks for it);
-// any other command gets "-ERR unknown command". Protocol errors get an
-// error reply and close the connection, as redis-server does.
+// Each connection is a task that reads what arrived, parses every complete
+// command in it (arrays of bulk strings, or the inline form "PING\r\n") in
+// place, without copying arguments, and sends the replies of the batch
+// together: a pipelined burst costs one read and one send. The map is split into 64 shards, each a
+// mutex and an absl::flat_hash_map, so tasks on different workers rarely wait on one another.
+// CONFIG GET answers an empty list (redis-benchmark asks for it); any other command gets "-ERR
+// unknown command". Protocol errors get an error reply and close the connection, as redis-server
+// does.
 #include <absl/container/flat_hash_map.h>
 #include <absl/hash/hash.h>
 
@@ -34,31 +34,41 @@
 
 namespace {
 
+// Debian's Abseil has its own string_view type: look keys up through it.
+absl::string_view av(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
 class Store {
  public:
-  std::optional<std::string> get(const std::string& k) {
+  /// Appends GET's reply for `k` to `out` (a bulk string, or the null bulk).
+  void get_into(std::string_view k, std::string& out) {
     Shard& s = shard(k);
     std::lock_guard g(s.m);
-    auto it = s.map.find(k);
-    if (it == s.map.end()) return std::nullopt;
-    return it->second;
+    auto it = s.map.find(av(k));
+    if (it == s.map.end()) {
+      out += "$-1\r\n";
+    } else {
+      append_bulk(out, it->second);
+    }
   }
-  void set(std::string k, std::string v) {
+  void set(std::string_view k, std::string_view v) {
     Shard& s = shard(k);
     std::lock_guard g(s.m);
-    s.map.insert_or_assign(std::move(k), std::move(v));
+    s.map.insert_or_assign(std::string(k), std::string(v));
   }
-  bool del(const std::string& k) {
+  bool del(std::string_view k) {
     Shard& s = shard(k);
     std::lock_guard g(s.m);
-    return s.map.erase(k) > 0;
+    auto it = s.map.find(av(k));
+    if (it == s.map.end()) return false;
+    s.map.erase(it);
+    return true;
   }
   /// INCR: the new value, or nothing if the value is not a 64-bit integer
   /// or would overflow.
-  std::optional<long long> incr(const std::string& k) {
+  std::optional<long long> incr(std::string_view k) {
     Shard& s = shard(k);
     std::lock_guard g(s.m);
-    std::string& v = s.map[k];
+    std::string& v = s.map[std::string(k)];
     long long n = 0;
     if (!v.empty()) {
       auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
@@ -70,24 +80,27 @@ class Store {
     return n;
   }
 
+  static void append_bulk(std::string& out, std::string_view s) {
+    out += '$';
+    out += std::to_string(s.size());
+    out += "\r\n";
+    out += s;
+    out += "\r\n";
+  }
+
  private:
   struct alignas(64) Shard {
     std::mutex m;
     absl::flat_hash_map<std::string, std::string> map;
   };
-  Shard& shard(const std::string& k) { return shards_[absl::Hash<std::string>{}(k) % kShards]; }
+  Shard& shard(std::string_view k) {
+    return shards_[absl::Hash<absl::string_view>{}(av(k)) % kShards];
+  }
   static constexpr std::size_t kShards = 64;
   std::array<Shard, kShards> shards_;
 };
 
 Store store;  // shared by every connection on every worker
-
-void bulk(weft::io::StreamWriter& w, std::string_view s) {
-  std::string r = "$" + std::to_string(s.size()) + "\r\n";
-  r.append(s);
-  r.append("\r\n");
-  w.write(r);
-}
 
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -96,65 +109,69 @@ bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
-void execute(const std::vector<std::string>& argv, weft::io::StreamWriter& w) {
+void arity_error(std::string& out, const char* cmd) {
+  out += "-ERR wrong number of arguments for '";
+  out += cmd;
+  out += "' command\r\n";
+}
+
+// Runs one command and appends its reply to `out`.
+void execute(const std::vector<std::string_view>& argv, std::string& out) {
   const std::string_view cmd = argv[0];
   const std::size_t n = argv.size();
   if (iequals(cmd, "PING")) {
     if (n == 1) {
-      w.write("+PONG\r\n");
+      out += "+PONG\r\n";
     } else if (n == 2) {
-      bulk(w, argv[1]);
+      Store::append_bulk(out, argv[1]);
     } else {
-      w.write("-ERR wrong number of arguments for 'ping' command\r\n");
+      arity_error(out, "ping");
     }
   } else if (iequals(cmd, "ECHO")) {
     if (n != 2) {
-      w.write("-ERR wrong number of arguments for 'echo' command\r\n");
+      arity_error(out, "echo");
     } else {
-      bulk(w, argv[1]);
+      Store::append_bulk(out, argv[1]);
     }
   } else if (iequals(cmd, "SET")) {
     if (n != 3) {
-      w.write("-ERR syntax error\r\n");
+      out += "-ERR syntax error\r\n";
     } else {
       store.set(argv[1], argv[2]);
-      w.write("+OK\r\n");
+      out += "+OK\r\n";
     }
   } else if (iequals(cmd, "GET")) {
     if (n != 2) {
-      w.write("-ERR wrong number of arguments for 'get' command\r\n");
-    } else if (std::optional<std::string> v = store.get(argv[1])) {
-      bulk(w, *v);
+      arity_error(out, "get");
     } else {
-      w.write("$-1\r\n");
+      store.get_into(argv[1], out);
     }
   } else if (iequals(cmd, "DEL")) {
     if (n < 2) {
-      w.write("-ERR wrong number of arguments for 'del' command\r\n");
+      arity_error(out, "del");
     } else {
       long long removed = 0;
       for (std::size_t i = 1; i < n; ++i) removed += store.del(argv[i]) ? 1 : 0;
-      w.write(":" + std::to_string(removed) + "\r\n");
+      out += ':' + std::to_string(removed) + "\r\n";
     }
   } else if (iequals(cmd, "INCR")) {
     if (n != 2) {
-      w.write("-ERR wrong number of arguments for 'incr' command\r\n");
+      arity_error(out, "incr");
     } else if (std::optional<long long> v = store.incr(argv[1])) {
-      w.write(":" + std::to_string(*v) + "\r\n");
+      out += ':' + std::to_string(*v) + "\r\n";
     } else {
-      w.write("-ERR value is not an integer or out of range\r\n");
+      out += "-ERR value is not an integer or out of range\r\n";
     }
   } else if (iequals(cmd, "CONFIG") && n == 3 && iequals(argv[1], "GET")) {
-    w.write("*0\r\n");
+    out += "*0\r\n";
   } else {
-    std::string e = "-ERR unknown command '";
-    e.append(cmd.substr(0, 128));
-    e.append("'\r\n");
-    w.write(e);
+    out += "-ERR unknown command '";
+    out += cmd.substr(0, 128);
+    out += "'\r\n";
   }
 }
 
-// Parses a decimal integer that fills `s` (no sign unless allowed).
+// Parses a decimal integer that fills `s`.
 std::optional<long long> to_int(std::string_view s) {
   long long v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -164,58 +181,100 @@ std::optional<long long> to_int(std::string_view s) {
 
 constexpr long long kMaxArgs = 1024 * 1024;
 constexpr long long kMaxBulk = 512LL * 1024 * 1024;
+constexpr std::size_t kMaxInline = 64 * 1024;
 
+enum class Parsed { kCommand, kNeedMore, kError };
+
+// Parses one command from in[pos...]: on kCommand `argv` holds views into
+// `in` and `pos` is past the command; on kError `error` is the reply.
+Parsed parse_command(std::string_view in, std::size_t& pos, std::vector<std::string_view>& argv,
+                     const char*& error) {
+  argv.clear();
+  std::size_t eol = in.find("\r\n", pos);
+  if (eol == std::string_view::npos) {
+    if (in.size() - pos > kMaxInline) {
+      error = "-ERR Protocol error: too big inline request\r\n";
+      return Parsed::kError;
+    }
+    return Parsed::kNeedMore;
+  }
+  if (in[pos] != '*') {
+    // The inline form: words separated by spaces.
+    std::string_view rest = in.substr(pos, eol - pos);
+    while (!rest.empty()) {
+      std::size_t sp = rest.find(' ');
+      std::string_view word = rest.substr(0, sp);
+      if (!word.empty()) argv.push_back(word);
+      if (sp == std::string_view::npos) break;
+      rest.remove_prefix(sp + 1);
+    }
+    pos = eol + 2;
+    return Parsed::kCommand;
+  }
+  std::optional<long long> count = to_int(in.substr(pos + 1, eol - pos - 1));
+  if (!count || *count > kMaxArgs) {
+    error = "-ERR Protocol error: invalid multibulk length\r\n";
+    return Parsed::kError;
+  }
+  std::size_t p = eol + 2;
+  for (long long i = 0; i < *count; ++i) {
+    if (p >= in.size()) return Parsed::kNeedMore;
+    if (in[p] != '$') {
+      error = "-ERR Protocol error: expected '$'\r\n";
+      return Parsed::kError;
+    }
+    std::size_t e = in.find("\r\n", p);
+    if (e == std::string_view::npos) return Parsed::kNeedMore;
+    std::optional<long long> len = to_int(in.substr(p + 1, e - p - 1));
+    if (!len || *len < 0 || *len > kMaxBulk) {
+      error = "-ERR Protocol error: invalid bulk length\r\n";
+      return Parsed::kError;
+    }
+    const std::size_t start = e + 2, n = static_cast<std::size_t>(*len);
+    if (in.size() < start + n + 2) return Parsed::kNeedMore;
+    if (in[start + n] != '\r' || in[start + n + 1] != '\n') {
+      error = "-ERR Protocol error: expected '\\r\\n'\r\n";
+      return Parsed::kError;
+    }
+    argv.push_back(in.substr(start, n));
+    p = start + n + 2;
+  }
+  pos = p;
+  return Parsed::kCommand;
+}
+
+// One connection: read what arrived, answer every complete command in it
+// (a pipelined batch), send the replies together, repeat.
 weft::Task<void> resp(weft::io::StreamReader reader, weft::io::StreamWriter writer) {
-  std::vector<std::string> argv;
-  try {
+  std::string in, out;
+  std::size_t pos = 0;
+  std::vector<std::string_view> argv;
+  for (;;) {
+    const char* error = nullptr;
     for (;;) {
-      std::string line = co_await reader.readuntil("\r\n");
-      line.resize(line.size() - 2);
-      argv.clear();
-      if (!line.empty() && line[0] == '*') {
-        std::optional<long long> count = to_int(std::string_view(line).substr(1));
-        if (!count || *count > kMaxArgs) {
-          writer.write("-ERR Protocol error: invalid multibulk length\r\n");
-          break;
-        }
-        for (long long i = 0; i < *count; ++i) {
-          std::string len_line = co_await reader.readuntil("\r\n");
-          std::optional<long long> len;
-          if (len_line[0] == '$')
-            len = to_int(std::string_view(len_line).substr(1, len_line.size() - 3));
-          if (!len || *len < 0 || *len > kMaxBulk) {
-            writer.write("-ERR Protocol error: invalid bulk length\r\n");
-            writer.close();
-            co_return;
-          }
-          std::string arg = co_await reader.readexactly(*len + 2);
-          if (arg[static_cast<std::size_t>(*len)] != '\r' || arg.back() != '\n') {
-            writer.write("-ERR Protocol error: expected '\\r\\n'\r\n");
-            writer.close();
-            co_return;
-          }
-          arg.resize(static_cast<std::size_t>(*len));
-          argv.push_back(std::move(arg));
-        }
-      } else {
-        // The inline form: words separated by spaces.
-        std::string_view rest = line;
-        while (!rest.empty()) {
-          std::size_t sp = rest.find(' ');
-          std::string_view word = rest.substr(0, sp);
-          if (!word.empty()) argv.emplace_back(word);
-          if (sp == std::string_view::npos) break;
-          rest.remove_prefix(sp + 1);
-        }
-      }
-      if (argv.empty()) continue;
-      execute(argv, writer);
+      Parsed r = parse_command(in, pos, argv, error);
+      if (r != Parsed::kCommand) break;
+      if (!argv.empty()) execute(argv, out);
+    }
+    if (error != nullptr) {
+      out += error;  // redis-server answers, then closes the connection
+      writer.write(out);
+      break;
+    }
+    if (!out.empty()) {
+      writer.write(out);
+      out.clear();
       co_await writer.drain();
     }
-  } catch (const weft::io::IncompleteReadError&) {
-    // The client closed the connection.
-  } catch (const weft::io::LimitOverrunError&) {
-    writer.write("-ERR Protocol error: too big inline request\r\n");
+    in.erase(0, pos);
+    pos = 0;
+    std::string chunk = co_await reader.read(64 * 1024);
+    if (chunk.empty()) break;  // the client closed the connection
+    if (in.empty()) {
+      in.swap(chunk);
+    } else {
+      in += chunk;
+    }
   }
   writer.close();
 }
