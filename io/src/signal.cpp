@@ -112,13 +112,16 @@ std::size_t drain(int fd) {
 }
 
 // Called with g_mu held, after erasing the registration from the table.
-void undo_locked(int signo, Registration& r) noexcept {
+// `unmask_workers` is false when the reader ended on its own (runtime
+// shutdown): the workers are about to exit, and a callback posted to a loop
+// that stops before running it would only be leaked.
+void undo_locked(int signo, Registration& r, bool unmask_workers) noexcept {
   sigaction(signo, &r.old_action, nullptr);
   try {
     drain(r.fd);  // signals that arrived while handled are not re-delivered
   } catch (...) {
   }
-  if (r.runtime != nullptr) mask_on_workers(*r.runtime, signo, SIG_UNBLOCK);
+  if (unmask_workers && r.runtime != nullptr) mask_on_workers(*r.runtime, signo, SIG_UNBLOCK);
 }
 
 // Closes the signalfd when the reader's frame is destroyed. Passed by value,
@@ -152,7 +155,7 @@ struct ReaderExitNode : weft::detail::WaitNode {
       if (it != g_regs.end() && it->second.id == self->id) {
         Registration r = std::move(it->second);
         g_regs.erase(it);
-        undo_locked(self->signo, r);
+        undo_locked(self->signo, r, /*unmask_workers=*/false);
       }
     }
     delete self;
@@ -286,7 +289,7 @@ bool remove_signal_handler(int signo) {
     if (it == g_regs.end()) return false;
     Registration r = std::move(it->second);
     g_regs.erase(it);
-    undo_locked(signo, r);
+    undo_locked(signo, r, /*unmask_workers=*/true);
     reader = std::move(r.reader);
   }
   reader.cancel();  // its end closes the signalfd
