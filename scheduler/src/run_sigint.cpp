@@ -12,11 +12,15 @@
 //   background job), keeps it.
 // - Signal dispositions are process-wide, so only one run() at a time owns
 //   SIGINT; a concurrent run() on another thread waits without it.
-// - The handler may run on any thread that has SIGINT unblocked (usually a
-//   worker or the thread inside run()). It only counts and posts a semaphore,
-//   both async-signal-safe; the thread inside run() waits on that semaphore
-//   (sem_wait, which ThreadSanitizer also treats as a blocking call, so it
-//   delivers the signal at once) and does the cancelling itself.
+// - The thread inside run() takes the signal: it blocks SIGINT before the
+//   Runtime starts its workers, which inherit the mask, and unblocks it when
+//   it starts waiting for the main task. So Ctrl-C never interrupts task
+//   code or a worker's io_uring wait (threads of your own that leave SIGINT
+//   unblocked may take it too; that works the same).
+// - The handler only counts and posts a semaphore, both async-signal-safe;
+//   the thread inside run() waits on that semaphore (sem_wait, which
+//   ThreadSanitizer treats as a blocking call, so it runs the handler at
+//   once rather than deferring it) and does the cancelling itself.
 // - The second Ctrl-C cannot throw into whatever code runs, so it restores
 //   SIG_DFL and sends SIGINT to the process again: the process ends as an
 //   uncaught Ctrl-C ends it (Python's second KeyboardInterrupt usually ends
@@ -106,7 +110,12 @@ RunSigintState* run_sigint_install() {
   sa.sa_handler = on_sigint;
   sa.sa_flags = SA_RESTART;
   sigemptyset(&sa.sa_mask);
-  if (sigaction(SIGINT, &sa, &s->old) == 0) s->installed = true;
+  if (sigaction(SIGINT, &sa, &s->old) != 0) return s;
+  s->installed = true;
+  sigset_t sigint;
+  sigemptyset(&sigint);
+  sigaddset(&sigint, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigint, nullptr);  // until wait(): see the top
   // An earlier run()'s handler counts as the default it stands for.
   if (s->old.sa_handler == on_sigint) s->old.sa_handler = SIG_DFL;
   return s;
@@ -121,6 +130,12 @@ bool run_sigint_wait(RunSigintState* s, TaskHeader* main) {
   node.fire = DoneNode::on_fire;
   bool interrupted = false;
   if (!add_waiter(main, &node)) return false;
+  if (!sigismember(&s->mask, SIGINT)) {
+    sigset_t sigint;
+    sigemptyset(&sigint);
+    sigaddset(&sigint, SIGINT);
+    pthread_sigmask(SIG_UNBLOCK, &sigint, nullptr);
+  }
   for (;;) {
     while (sem_wait(&g_sigint.sem) != 0 && errno == EINTR) {
     }

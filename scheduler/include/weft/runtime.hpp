@@ -142,7 +142,10 @@ void run_sigint_release(RunSigintState* s) noexcept;
 
 /// run()'s Ctrl-C handling, the way asyncio.Runner does it (run_sigint.cpp):
 /// installed only when SIGINT's disposition is the default one (and by one
-/// run() at a time); the first SIGINT cancels the main task; a second one,
+/// run() at a time); SIGINT is blocked in the calling thread while the
+/// workers start (so they inherit that) and unblocked again in wait(), so
+/// Ctrl-C is taken by the thread inside run(), never by task code; the first
+/// SIGINT cancels the main task; a second one,
 /// while the main task has not finished, restores the default action and
 /// re-raises, ending the process as an uncaught Ctrl-C does. The handler is
 /// removed as soon as the main task is done; the destructor also restores the
@@ -245,8 +248,8 @@ T run(Task<T> main, RuntimeOptions options = {}) {
   if (Loop::current() != nullptr)
     throw RuntimeError("weft::run() cannot be called from a running event loop");
   if (!main.valid()) throw ValueError("weft::run: empty Task");
+  detail::RunSigint sigint;  // first: the workers start with SIGINT blocked
   Runtime rt(std::move(options));
-  detail::RunSigint sigint;
   JoinHandle<T> h = rt.spawn(std::move(main), SpawnOptions{"main"});
   const bool interrupted = sigint.wait(h.header());
   sigint.restore_handler();
