@@ -83,6 +83,21 @@ struct DoneNode : WaitNode {
   }
 };
 
+struct PrivateDoneNode : WaitNode {
+  sem_t sem;
+  std::atomic<int> refs{2};
+  PrivateDoneNode() { sem_init(&sem, 0, 0); }
+  ~PrivateDoneNode() { sem_destroy(&sem); }
+  void release() noexcept {
+    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+  static void on_fire(WaitNode* n, TaskHeader*) noexcept {
+    auto* self = static_cast<PrivateDoneNode*>(n);
+    sem_post(&self->sem);
+    self->release();
+  }
+};
+
 }  // namespace
 
 struct RunSigintState {
@@ -123,7 +138,20 @@ RunSigintState* run_sigint_install() {
 
 bool run_sigint_wait(RunSigintState* s, TaskHeader* main) {
   if (!s->installed) {
-    block_until_done(main);
+    // No Ctrl-C handling, but still wait in sem_wait rather than a raw futex:
+    // ThreadSanitizer runs a signal handler at once only inside a call it
+    // knows to block, and signals handled by io::add_signal_handler may land
+    // on this thread. The node is shared with the completer (two references)
+    // because sem_post may touch the semaphore after the waiter has woken.
+    auto* n = new PrivateDoneNode;
+    n->fire = PrivateDoneNode::on_fire;
+    if (!add_waiter(main, n)) {
+      delete n;
+      return false;
+    }
+    while (sem_wait(&n->sem) != 0) {
+    }
+    n->release();
     return false;
   }
   DoneNode node;
