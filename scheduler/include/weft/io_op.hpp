@@ -123,8 +123,9 @@ namespace weft::io {
 
 /// An IORING_OP_NOP through the full operation path (prepare, submit with the
 /// tick, reap, wake). Resolves to 0. Throws CancelledError if cancelled.
-inline weft::detail::IoOp<weft::detail::NopPrep> nop() {
-  return weft::detail::IoOp<weft::detail::NopPrep>(weft::detail::NopPrep{});
+// Fully qualified: weft::io has a detail namespace of its own.
+inline ::weft::detail::IoOp<::weft::detail::NopPrep> nop() {
+  return ::weft::detail::IoOp<::weft::detail::NopPrep>(::weft::detail::NopPrep{});
 }
 
 }  // namespace weft::io

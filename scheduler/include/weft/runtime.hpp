@@ -128,8 +128,46 @@ struct Metrics {
   WorkerMetrics total() const;
 };
 
+/// Python's KeyboardInterrupt: run() raises it when Ctrl-C (SIGINT) cancelled
+/// the main task and the main task ended cancelled (asyncio.Runner, §R 119).
+/// Like CancelledError (and like Python's, a BaseException), it derives from
+/// no std::exception, so `catch (const std::exception&)` does not swallow it.
+class KeyboardInterrupt final {
+ public:
+  const char* what() const noexcept { return "KeyboardInterrupt"; }
+};
+
 namespace detail {
 class RuntimeImpl;
+struct RunSigintState;
+RunSigintState* run_sigint_install();
+bool run_sigint_wait(RunSigintState* s, TaskHeader* main);
+void run_sigint_restore_handler(RunSigintState* s) noexcept;
+void run_sigint_release(RunSigintState* s) noexcept;
+
+/// run()'s Ctrl-C handling, the way asyncio.Runner does it (run_sigint.cpp):
+/// installed only when SIGINT's disposition is the default one (and by one
+/// run() at a time); SIGINT is blocked in the calling thread while the
+/// workers start (so they inherit that) and unblocked again in wait(), so
+/// Ctrl-C is taken by the thread inside run(), never by task code; the first
+/// SIGINT cancels the main task; a second one,
+/// while the main task has not finished, restores the default action and
+/// re-raises, ending the process as an uncaught Ctrl-C does. The handler is
+/// removed as soon as the main task is done; the destructor also restores the
+/// calling thread's signal mask as it was on entry.
+class RunSigint {
+ public:
+  RunSigint() : s_(run_sigint_install()) {}
+  ~RunSigint() { run_sigint_release(s_); }
+  RunSigint(const RunSigint&) = delete;
+  RunSigint& operator=(const RunSigint&) = delete;
+  /// Blocks until `main` is done; true if a SIGINT cancelled it meanwhile.
+  bool wait(TaskHeader* main) { return run_sigint_wait(s_, main); }
+  void restore_handler() noexcept { run_sigint_restore_handler(s_); }
+
+ private:
+  RunSigintState* s_;
+};
 /// Blocks the calling (foreign) thread until `h` completes.
 void block_until_done(TaskHeader* h);
 void runtime_spawn(Runtime* rt, TaskHeader* h, std::coroutine_handle<> root, std::string_view name);
@@ -200,15 +238,28 @@ class Runtime {
 /// and closes the rings; returns main's value or rethrows its exception.
 /// Throws RuntimeError when called from a worker thread ("weft::run() cannot
 /// be called from a running event loop").
+///
+/// Ctrl-C (asyncio.Runner, §R 119): if SIGINT has its default disposition,
+/// run() handles it while the main task runs: the first SIGINT cancels the
+/// main task, and if the main task then ends cancelled run() throws
+/// KeyboardInterrupt (after the usual shutdown); if main catches the
+/// CancelledError and returns, run() returns its value. A second SIGINT
+/// before main has finished ends the process with SIGINT's default action.
+/// io::add_signal_handler(SIGINT, ...) takes SIGINT over while registered.
+/// The handler is removed when main is done, and the calling thread's signal
+/// mask is restored when run() returns.
 template <class T>
 T run(Task<T> main, RuntimeOptions options = {}) {
   if (Loop::current() != nullptr)
     throw RuntimeError("weft::run() cannot be called from a running event loop");
   if (!main.valid()) throw ValueError("weft::run: empty Task");
+  detail::RunSigint sigint;  // first: the workers start with SIGINT blocked
   Runtime rt(std::move(options));
   JoinHandle<T> h = rt.spawn(std::move(main), SpawnOptions{"main"});
-  detail::block_until_done(h.header());
+  const bool interrupted = sigint.wait(h.header());
+  sigint.restore_handler();
   rt.shutdown();
+  if (interrupted && h.cancelled()) throw KeyboardInterrupt();
   return std::move(h).result();
 }
 
