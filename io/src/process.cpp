@@ -20,6 +20,7 @@
 #include <weft/task_group.hpp>
 
 #include "proc_ring_ops.hpp"
+#include "sigpipe.hpp"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3  // <linux/wait.h>; glibc's <sys/wait.h> has it from 2.36 only
@@ -194,16 +195,7 @@ void hand_to_reaper(int pidfd) noexcept {
 
 // ---- SIGPIPE --------------------------------------------------------------
 
-// Blocks SIGPIPE in the calling thread, once per thread (see process.hpp).
-void block_sigpipe_here() noexcept {
-  thread_local bool blocked = false;
-  if (blocked) return;
-  sigset_t s;
-  sigemptyset(&s);
-  sigaddset(&s, SIGPIPE);
-  pthread_sigmask(SIG_BLOCK, &s, nullptr);
-  blocked = true;
-}
+using detail::block_sigpipe_here;  // sigpipe.hpp
 
 // ---- communicate ------------------------------------------------------------
 
@@ -397,6 +389,35 @@ void Process::send_signal(int sig) {
 
 void Process::terminate() { send_signal(SIGTERM); }
 void Process::kill() { send_signal(SIGKILL); }
+
+StreamWriter Process::take_stdin() {
+  if (!st_ || !st_->in || st_->in->fd() < 0)
+    throw weft::RuntimeError("Process::take_stdin: stdin is not a pipe, or was taken already");
+  int fd = st_->in->release();
+  st_->in.reset();
+  return open_writer(fd);
+}
+
+namespace {
+StreamReader take_reader(std::optional<PipeReader>& p, std::ptrdiff_t limit, const char* what) {
+  if (limit <= 0) throw weft::ValueError(std::string(what) + ": limit must be > 0");
+  if (!p || p->fd() < 0)
+    throw weft::RuntimeError(std::string(what) + ": not a pipe, or taken already");
+  int fd = p->release();
+  p.reset();
+  return open_reader(fd, limit);
+}
+}  // namespace
+
+StreamReader Process::take_stdout(std::ptrdiff_t limit) {
+  if (!st_) throw weft::RuntimeError("Process::take_stdout: empty Process");
+  return take_reader(st_->out, limit, "Process::take_stdout");
+}
+
+StreamReader Process::take_stderr(std::ptrdiff_t limit) {
+  if (!st_) throw weft::RuntimeError("Process::take_stderr: empty Process");
+  return take_reader(st_->err, limit, "Process::take_stderr");
+}
 
 PipeWriter* Process::stdin_pipe() noexcept { return st_ && st_->in ? &*st_->in : nullptr; }
 PipeReader* Process::stdout_pipe() noexcept { return st_ && st_->out ? &*st_->out : nullptr; }

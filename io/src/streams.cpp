@@ -15,6 +15,8 @@
 #include <weft/io/streams.hpp>
 #include <weft/join_handle.hpp>
 
+#include "sigpipe.hpp"
+
 namespace weft::io {
 
 namespace {
@@ -475,6 +477,7 @@ Task<void> flusher(std::shared_ptr<WriterState> keep) {
           // MSG_NOSIGNAL: a gone peer is a BrokenPipeError, never SIGPIPE.
           r = co_await detail::Op<detail::SendPrep>(detail::SendPrep{fd, from, MSG_NOSIGNAL});
         } else {
+          detail::block_sigpipe_here();  // EPIPE, not a dead process
           r = co_await detail::Op<detail::WritePrep>(
               detail::WritePrep{fd, from, detail::kCurrentPosition});
         }

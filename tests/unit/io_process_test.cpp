@@ -321,3 +321,51 @@ TEST_CASE("subprocess: a Process moved to another variable keeps its child and p
     CHECK_THROWS_AS(a.wait(), weft::RuntimeError);
   });
 }
+
+TEST_CASE("subprocess: the pipes as streams: readline from stdout while writing stdin") {
+  run_checked([]() -> weft::Task<void> {
+    weft::io::Process p = weft::io::create_subprocess_exec("cat", {}, pipes(true, true, false));
+    weft::io::StreamWriter in = p.take_stdin();
+    weft::io::StreamReader out = p.take_stdout();
+    CHECK(p.stdin_pipe() == nullptr);
+    CHECK(p.stdout_pipe() == nullptr);
+    CHECK_THROWS_AS(p.take_stdin(), weft::RuntimeError);
+    CHECK_THROWS_AS(p.take_stderr(), weft::RuntimeError);  // not a pipe
+    std::vector<std::string> lines;
+    for (int i = 0; i < 3; ++i) {
+      in.write("line " + std::to_string(i) + "\n");
+      co_await in.drain();
+      lines.push_back(co_await out.readline());
+    }
+    CHECK(lines == std::vector<std::string>{"line 0\n", "line 1\n", "line 2\n"});
+    in.close();  // cat sees EOF on its stdin and exits
+    co_await in.wait_closed();
+    std::string rest = co_await out.read(-1);
+    CHECK(rest.empty());
+    CHECK(out.at_eof());
+    int rc = co_await p.wait();
+    CHECK(rc == 0);
+  });
+}
+
+TEST_CASE(
+    "subprocess: a stream writer to a child that exited raises BrokenPipeError, not SIGPIPE") {
+  run_checked([]() -> weft::Task<void> {
+    weft::io::Process p = weft::io::create_subprocess_exec("true", {}, pipes(true, false, false));
+    int rc = co_await p.wait();
+    CHECK(rc == 0);
+    weft::io::StreamWriter in = p.take_stdin();
+    std::string block(1 << 16, 'x');
+    bool broken = false;
+    for (int i = 0; i < 100 && !broken; ++i) {
+      in.write(block);
+      try {
+        co_await in.drain();
+        co_await weft::yield_now();
+      } catch (const weft::io::BrokenPipeError&) {
+        broken = true;
+      }
+    }
+    CHECK(broken);
+  });
+}

@@ -64,6 +64,7 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+#include <weft/io/streams.hpp>
 #include <weft/task.hpp>
 
 namespace weft::io {
@@ -92,6 +93,8 @@ class PipeReader {
   /// Closes the descriptor (idempotent). Must not race an operation in flight.
   void close() noexcept;
   int fd() const noexcept { return fd_; }
+  /// Gives up ownership: returns the descriptor and leaves this closed.
+  int release() noexcept { return std::exchange(fd_, -1); }
 
  private:
   int fd_ = -1;
@@ -117,6 +120,8 @@ class PipeWriter {
   /// Must not race an operation in flight.
   void close() noexcept;
   int fd() const noexcept { return fd_; }
+  /// Gives up ownership: returns the descriptor and leaves this closed.
+  int release() noexcept { return std::exchange(fd_, -1); }
 
  private:
   int fd_ = -1;
@@ -187,6 +192,17 @@ class Process {
   PipeWriter* stdin_pipe() noexcept;
   PipeReader* stdout_pipe() noexcept;
   PipeReader* stderr_pipe() noexcept;
+
+  /// The pipes as asyncio streams (proc.stdin is a StreamWriter, proc.stdout
+  /// and proc.stderr are StreamReaders): each call takes that pipe out of
+  /// the Process (its *_pipe() is null afterwards, and communicate() treats
+  /// it as not a pipe). Throws RuntimeError if the stream is not a pipe or
+  /// was taken already; ValueError for limit <= 0. Any thread.
+  StreamWriter take_stdin();
+  StreamReader take_stdout(
+      std::ptrdiff_t limit = static_cast<std::ptrdiff_t>(StreamReader::kDefaultLimit));
+  StreamReader take_stderr(
+      std::ptrdiff_t limit = static_cast<std::ptrdiff_t>(StreamReader::kDefaultLimit));
 
   /// asyncio's communicate(input): writes `input` to stdin and closes it
   /// (stdin is closed even if input is empty), reads stdout and stderr to
