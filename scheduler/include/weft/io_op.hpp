@@ -83,7 +83,10 @@ void io_commit(IoOpState* op, io_uring_sqe* sqe, std::coroutine_handle<> h) noex
 template <class Prep>
 class IoOp {
  public:
-  explicit IoOp(Prep prep) : prep_(std::move(prep)) {}
+  /// `timeout_ns` >= 0 gives the op a linked timeout (see above).
+  explicit IoOp(Prep prep, std::int64_t timeout_ns = -1) : prep_(std::move(prep)) {
+    if (timeout_ns >= 0) set_timeout(&st_, timeout_ns);
+  }
   bool await_ready() const noexcept { return false; }
   bool await_suspend(std::coroutine_handle<> h) {
     io_uring_sqe* sqe = io_begin(&st_);
@@ -91,11 +94,6 @@ class IoOp {
     prep_(sqe);
     io_commit(&st_, sqe, h);
     return true;
-  }
-  /// Gives the op a linked timeout (see above); before awaiting only.
-  IoOp& with_timeout(std::int64_t ns) noexcept {
-    set_timeout(&st_, ns);
-    return *this;
   }
   /// The CQE's result (>= 0). Throws CancelledError if the op was cancelled
   /// (or never submitted because of a pending cancel), TimeoutError if its
