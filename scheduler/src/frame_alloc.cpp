@@ -12,28 +12,95 @@
 namespace weft::detail {
 
 namespace {
+// # When memory goes back (see frame_alloc.hpp)
+// g_released counts the bytes of frames and future states handed back to
+// malloc, by all threads (each thread adds its share every kReleaseFlush
+// bytes). A trim is "due" once `threshold` bytes went back since the last
+// one; a non-worker thread then trims inline, in the middle of its burst of
+// frees, so that a burst of any size holds at most `threshold` untrimmed.
+//
+// The tail of a burst: once threshold/kBurstArmDivisor bytes went back since
+// the last trim, g_burst is armed, and it stays armed until an idle worker has
+// trimmed after the frees stopped: a worker that parks while it is armed
+// parks for kTrimAfterIdleNs at most, and trims if nothing was released (and
+// nothing woke it) meanwhile; otherwise it parks again. A burst freed by a
+// thread outside the runtime (a main thread dropping a million handles) would
+// find every worker parked with no timeout, so arming from such a thread calls
+// the wake hook of the most recently started runtime, which unparks a worker
+// to watch for the end of the burst. Arming happens once per trim cycle, so
+// the hook (and its mutex) is off the hot path.
 std::atomic<std::uint64_t> g_released{0};    // bytes freed to malloc, all threads
 std::atomic<std::uint64_t> g_trimmed_at{0};  // g_released at the last trim
 std::atomic<std::uint64_t> g_threshold{std::uint64_t{32} << 20};
 std::atomic<bool> g_trimming{false};
+std::atomic<bool> g_burst{false};
 thread_local constinit std::uint64_t t_released = 0;
 thread_local constinit bool t_is_worker = false;
-constexpr std::uint64_t kReleaseFlush = 1 << 20;
+// Small enough that the unflushed rest of a thread's burst is noise next to
+// the frame cache cap; large enough that the shared counter is touched once
+// per ~1000 frees.
+constexpr std::uint64_t kReleaseFlush = 256 << 10;
+// A burst is armed at 1/8 of the trim threshold: smaller releases (steady
+// churn past the caches) never cause a trim.
+constexpr std::uint64_t kBurstArmDivisor = 8;
+
+std::mutex g_hook_mu;
+void (*g_hook)(void*) = nullptr;
+void* g_hook_arg = nullptr;
+
+void call_wake_hook() noexcept {
+  std::lock_guard<std::mutex> g(g_hook_mu);
+  if (g_hook != nullptr) g_hook(g_hook_arg);
+}
+
+// Arms g_burst if enough went back since the last trim; true if this call
+// armed it.
+bool maybe_arm_burst() noexcept {
+  std::uint64_t threshold = g_threshold.load(std::memory_order_relaxed);
+  if (threshold == 0) return false;
+  std::uint64_t since =
+      g_released.load(std::memory_order_relaxed) - g_trimmed_at.load(std::memory_order_relaxed);
+  if (since < threshold / kBurstArmDivisor) return false;
+  if (g_burst.load(std::memory_order_relaxed)) return false;
+  return !g_burst.exchange(true, std::memory_order_relaxed);
+}
+
+void flush_released() noexcept {
+  if (t_released == 0) return;
+  g_released.fetch_add(t_released, std::memory_order_relaxed);
+  t_released = 0;
+  const bool armed = maybe_arm_burst();
+  if (!t_is_worker) {
+    if (armed) call_wake_hook();
+    trim_if_due();
+  }
+}
 
 void count_release(std::size_t n) noexcept {
   t_released += n;
-  if (t_released >= kReleaseFlush) {
-    g_released.fetch_add(t_released, std::memory_order_relaxed);
-    t_released = 0;
-    if (!t_is_worker) trim_if_due();
-  }
+  if (t_released >= kReleaseFlush) flush_released();
 }
+
+void trim_now(std::uint64_t released) noexcept;
 }  // namespace
 
 void drain_depot_for_trim() noexcept;
 
 void set_trim_threshold(std::size_t threshold) noexcept {
   g_threshold.store(threshold, std::memory_order_relaxed);
+}
+
+void set_trim_wake_hook(void (*hook)(void*), void* arg) noexcept {
+  std::lock_guard<std::mutex> g(g_hook_mu);
+  g_hook = hook;
+  g_hook_arg = arg;
+}
+
+void clear_trim_wake_hook(void* arg) noexcept {
+  std::lock_guard<std::mutex> g(g_hook_mu);
+  if (g_hook_arg != arg) return;  // a later runtime registered since
+  g_hook = nullptr;
+  g_hook_arg = nullptr;
 }
 
 void mark_worker_thread() noexcept { t_is_worker = true; }
@@ -48,13 +115,35 @@ bool trim_due() noexcept {
 
 void trim_if_due() noexcept {
   if (!trim_due()) return;
+  trim_now(g_released.load(std::memory_order_relaxed));
+}
+
+std::uint64_t idle_trim_mark() noexcept {
+  flush_released();  // a worker's own unflushed frees count too
+  if (!g_burst.load(std::memory_order_relaxed) && !trim_due()) return 0;
+  return g_released.load(std::memory_order_relaxed) + 1;
+}
+
+void idle_trim(std::uint64_t mark) noexcept {
+  if (mark == 0) return;
+  flush_released();
   std::uint64_t released = g_released.load(std::memory_order_relaxed);
+  if (released + 1 != mark) return;  // still freeing: not the end of the burst yet
+  // Disarm first: frees that race with the trim re-arm it (once past the
+  // arming level), so their tail is trimmed by a later idle period.
+  g_burst.store(false, std::memory_order_relaxed);
+  trim_now(released);
+}
+
+namespace {
+void trim_now(std::uint64_t released) noexcept {
   if (g_trimming.exchange(true, std::memory_order_acquire)) return;  // another thread does it
   g_trimmed_at.store(released, std::memory_order_relaxed);
   drain_depot_for_trim();
   malloc_trim(0);
   g_trimming.store(false, std::memory_order_release);
 }
+}  // namespace
 
 #if defined(__SANITIZE_ADDRESS__)
 #define WEFT_FRAME_CACHE 0

@@ -46,6 +46,9 @@ void RuntimeImpl::start() {
 }
 
 void RuntimeImpl::stop_workers() {
+  // No burst of frees may wake a worker of ours any more (frame_alloc.hpp);
+  // waits for a wake under way.
+  clear_trim_wake_hook(this);
   stopping.store(true, std::memory_order_seq_cst);
   for (auto& w : workers) w->unpark_direct();
   for (auto& w : workers) w->join();
@@ -270,6 +273,11 @@ Runtime::Runtime(RuntimeOptions options) {
   impl_ = new detail::RuntimeImpl(*this, std::move(options));
   try {
     impl_->start();
+    // A burst of frees on a thread outside the runtime wakes worker 0 to trim
+    // once the burst is over (frame_alloc.hpp).
+    detail::set_trim_wake_hook(
+        [](void* rt) { static_cast<detail::RuntimeImpl*>(rt)->workers[0]->unpark_direct(); },
+        impl_);
   } catch (...) {
     impl_->release();
     impl_ = nullptr;

@@ -436,14 +436,16 @@ void Worker::park() noexcept {
       std::int64_t due = timers_.top_deadline();
       timeout = due > now ? due - now : 0;
     }
-    const bool trim = trim_due();
-    if (trim && (timeout < 0 || timeout > kTrimAfterIdleNs)) timeout = kTrimAfterIdleNs;
+    // A burst of frees is under way or just ended (frame_alloc.hpp): park
+    // for the idle period at most, then trim if nothing was freed since.
+    const std::uint64_t trim_mark = idle_trim_mark();
+    if (trim_mark != 0 && (timeout < 0 || timeout > kTrimAfterIdleNs)) timeout = kTrimAfterIdleNs;
     if (timeout != 0) {
       bump(m_.parks);
       reactor_poll(true, timeout);
     }
     // Still nothing to do after the idle period: give freed task memory back.
-    if (trim && !has_work()) trim_if_due();
+    if (trim_mark != 0 && !has_work()) idle_trim(trim_mark);
   }
   int prev = park_state_.exchange(kAwake, std::memory_order_acq_rel);
   rt_.num_parked.fetch_sub(1, std::memory_order_acq_rel);
