@@ -45,7 +45,7 @@ void frame_free(void* p, std::size_t n) noexcept;
 ///    went back to malloc since the last trim, a thread outside the runtime
 ///    trims from the free itself; a worker never trims in a busy period whose
 ///    next burst would fault the pages right back in;
-///  - at the end of a burst: once threshold/8 went back since the last trim,
+///  - at the end of a burst: once threshold/32 went back since the last trim,
 ///    an idle worker trims after no frame went back for kTrimAfterIdleNs
 ///    (worker.cpp); a burst freed outside the runtime wakes a worker for it.
 /// So after a burst the resident memory returns to the baseline plus the
