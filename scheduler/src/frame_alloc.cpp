@@ -178,6 +178,9 @@ struct FreeFrame {
 // depot holds at most kDepotBytes, and trim_if_due empties it before it asks
 // glibc to give memory back.
 constexpr std::uint32_t kBatch = 32;
+// The smallest class: room for a BatchHead (16 bytes), 8 mod 16 (see
+// class_bytes).
+constexpr std::size_t kClassBase = 24;
 constexpr std::size_t kDepotBytes = std::size_t{8} << 20;
 
 struct BatchHead : FreeFrame {  // the first frame of a batch (every class >= 16 bytes)
@@ -193,7 +196,13 @@ struct alignas(64) Depot {
 Depot g_depots[kMaxCachedFrame / kFrameClassBytes];
 std::atomic<std::size_t> g_depot_bytes{0};
 
-std::size_t class_bytes(std::size_t c) noexcept { return (c + 1) * kFrameClassBytes; }
+// Class c holds frames of up to 24 + 16c bytes. glibc's chunk for malloc(n)
+// is n + 8 rounded up to 16, so sizes of 8 mod 16 fill their chunk exactly: a
+// 152-byte frame costs a 160-byte chunk, where a class of 160 would cost 176.
+// (Every chunk is 16-aligned whatever its size, as coroutine frames need.)
+std::size_t class_bytes(std::size_t c) noexcept { return kClassBase + c * kFrameClassBytes; }
+static_assert((kMaxCachedFrame - kClassBase + kFrameClassBytes - 1) / kFrameClassBytes < kClasses,
+              "the largest cached frame needs a class");
 
 void free_chain(FreeFrame* f, std::size_t bytes_each, bool count) noexcept {
   while (f) {
@@ -263,7 +272,7 @@ thread_local constinit bool t_cache_dead = false;
 thread_local FrameCache t_cache;
 
 std::size_t class_of(std::size_t n) noexcept {
-  return (n + kFrameClassBytes - 1) / kFrameClassBytes - 1;
+  return n <= kClassBase ? 0 : (n - kClassBase + kFrameClassBytes - 1) / kFrameClassBytes;
 }
 
 }  // namespace
