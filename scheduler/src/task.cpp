@@ -116,8 +116,9 @@ Runtime* current_runtime() noexcept {
 
 void init_spawned(TaskHeader* h, std::coroutine_handle<> root, Runtime* rt, std::string_view name) {
   RuntimeImpl& impl = rt->impl();
-  h->runtime = rt;
-  h->root = root;
+  h->runtime = rt;  // marks the task spawned (PromiseBase::spawned)
+  // The promise's continuation slot holds the task's own coroutine.
+  reinterpret_cast<PromiseBase*>(h)->continuation = root;
   h->resume_point = root;
   Worker* w = Worker::current();
   unsigned shard;
@@ -258,7 +259,7 @@ void release_ref(TaskHeader* t) noexcept {
     }
   }
   delete t->extras.load(std::memory_order_relaxed);
-  t->root.destroy();
+  reinterpret_cast<PromiseBase*>(t)->continuation.destroy();
 }
 
 void RuntimeImpl::report(const ExceptionContext& ctx) const noexcept {

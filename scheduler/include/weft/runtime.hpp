@@ -147,7 +147,6 @@ class Runtime {
     if (!task.valid()) throw std::invalid_argument("weft::Runtime::spawn: empty Task");
     check_open();
     auto h = task.release();
-    h.promise().spawned = true;
     detail::TaskHeader* hdr = &h.promise().header;
     detail::runtime_spawn(this, hdr, h, opts.name);  // two references: the task's and ours
     return JoinHandle<T>(hdr, /*adopt=*/true);

@@ -144,6 +144,9 @@ struct TaskHeader {
   // Notified by yield_now: requeue behind all ready work.
   static constexpr std::uint32_t kYielded = 1u << 9;
   static constexpr std::uint32_t kWaitDone = 1u << 10;  // the current wait completed
+  // The body ended with a CancelledError (set and read by the thread running
+  // the task, between unhandled_exception and the final suspend).
+  static constexpr std::uint32_t kThrewCancel = 1u << 11;
 
   std::atomic<std::uint32_t> state{0};
   std::atomic<std::uint32_t> refs{0};
@@ -153,8 +156,11 @@ struct TaskHeader {
   WaiterList waiters;
   TaskHeader* reg_prev = nullptr;  // runtime registry links (under the shard lock)
   TaskHeader* reg_next = nullptr;
+  // The runtime of a spawned task; null while a Task is only awaited inline.
+  // (The spawned coroutine itself, destroyed with the last reference, is
+  // kept in the promise's continuation slot, which a spawned task does not
+  // use: see init_spawned.)
   Runtime* runtime = nullptr;
-  std::coroutine_handle<> root;  // the spawned coroutine, destroyed with the last ref
   std::atomic<TaskExtras*> extras{nullptr};
   std::atomic<std::int32_t> cancelling{0};
   std::uint32_t id = 0;
