@@ -34,6 +34,7 @@ std::atomic<std::uint64_t> g_trimmed_at{0};  // g_released at the last trim
 std::atomic<std::uint64_t> g_threshold{std::uint64_t{32} << 20};
 std::atomic<bool> g_trimming{false};
 std::atomic<bool> g_burst{false};
+std::atomic<std::uint64_t> g_trims{0};
 thread_local constinit std::uint64_t t_released = 0;
 thread_local constinit bool t_is_worker = false;
 // Small enough that the unflushed rest of a thread's burst is noise next to
@@ -144,9 +145,12 @@ void trim_now(std::uint64_t released) noexcept {
   g_trimmed_at.store(released, std::memory_order_relaxed);
   drain_depot_for_trim();
   malloc_trim(0);
+  g_trims.fetch_add(1, std::memory_order_relaxed);
   g_trimming.store(false, std::memory_order_release);
 }
 }  // namespace
+
+std::uint64_t trim_count() noexcept { return g_trims.load(std::memory_order_relaxed); }
 
 #if defined(__SANITIZE_ADDRESS__)
 #define WEFT_FRAME_CACHE 0

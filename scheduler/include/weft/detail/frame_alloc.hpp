@@ -72,5 +72,7 @@ std::uint64_t idle_trim_mark() noexcept;
 /// Trims if nothing was released since idle_trim_mark returned `mark`
 /// (the burst is over); otherwise leaves it for the next idle period.
 void idle_trim(std::uint64_t mark) noexcept;
+/// How many trims ran in this process (for tests and diagnostics). Any thread.
+std::uint64_t trim_count() noexcept;
 
 }  // namespace weft::detail
