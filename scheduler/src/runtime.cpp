@@ -94,9 +94,11 @@ void RuntimeImpl::notify_parked(Worker* from) noexcept {
   num_searching.fetch_sub(1, std::memory_order_acq_rel);  // nobody to wake
 }
 
-void RuntimeImpl::registry_insert(TaskHeader* t, unsigned shard) noexcept {
-  t->shard = static_cast<std::uint16_t>(shard);
-  RegistryShard& s = shards[shard];
+void RuntimeImpl::registry_insert(TaskHeader* t, unsigned /*shard*/) noexcept {
+  // The shard is id % num_shards, at insertion and removal alike: ids are
+  // handed out so that this is the spawning worker's shard (init_spawned),
+  // and if a 32-bit id sequence wraps the two still agree.
+  RegistryShard& s = shards[t->id % num_shards];
   s.acquire();
   t->reg_prev = nullptr;
   t->reg_next = s.head;
@@ -107,7 +109,7 @@ void RuntimeImpl::registry_insert(TaskHeader* t, unsigned shard) noexcept {
 }
 
 void RuntimeImpl::registry_remove(TaskHeader* t) noexcept {
-  RegistryShard& s = shards[t->shard];
+  RegistryShard& s = shards[t->id % num_shards];
   s.acquire();
   if (t->reg_prev) {
     t->reg_prev->reg_next = t->reg_next;

@@ -179,7 +179,8 @@ void wake_with(TaskHeader* t, std::uint32_t extra) noexcept {
   if ((s & (TaskHeader::kRunning | TaskHeader::kScheduled)) != 0) return;
   Worker* w = Worker::current();
   if (w != nullptr && &w->rt().facade == t->runtime) {
-    if (t->last_worker != w->index_value()) bump(const_cast<Counters&>(w->counters()).remote_wakes);
+    if ((s >> TaskHeader::kLastWorkerShift) != w->index_value() + 1)
+      bump(const_cast<Counters&>(w->counters()).remote_wakes);
     w->schedule_local(t, /*lifo=*/true);
   } else {
     t->runtime->impl().schedule_remote(t);

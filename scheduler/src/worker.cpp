@@ -184,6 +184,8 @@ void Worker::run_task(TaskHeader* t) noexcept {
     resume = w == nullptr || (s & TaskHeader::kWaitDone) != 0;
     ns = (s & ~(TaskHeader::kScheduled | TaskHeader::kWaitDone)) | TaskHeader::kRunning |
          TaskHeader::kStarted;
+    ns = (ns & ((1u << TaskHeader::kLastWorkerShift) - 1)) |
+         ((index_ + 1) << TaskHeader::kLastWorkerShift);
     if (!resume) ns |= s & TaskHeader::kWaitDone;
   } while (
       !t->state.compare_exchange_weak(s, ns, std::memory_order_acq_rel, std::memory_order_acquire));
@@ -215,7 +217,6 @@ void Worker::run_task(TaskHeader* t) noexcept {
   }
   if (resume) {
     t->waiting_on = nullptr;
-    t->last_worker = static_cast<std::uint16_t>(index_);
     tl_current_task = t;
     if (!rt_.opts.debug) [[likely]] {
       resume_chain(t->resume_point);

@@ -147,6 +147,10 @@ struct TaskHeader {
   // The body ended with a CancelledError (set and read by the thread running
   // the task, between unhandled_exception and the final suspend).
   static constexpr std::uint32_t kThrewCancel = 1u << 11;
+  // Bits 16..31: 1 + the index of the worker that last took the task to run
+  // (0: none yet), written by that worker's scheduled -> running CAS; read
+  // by wakers for the remote_wakes metric only.
+  static constexpr unsigned kLastWorkerShift = 16;
 
   std::atomic<std::uint32_t> state{0};
   std::atomic<std::uint32_t> refs{0};
@@ -163,9 +167,10 @@ struct TaskHeader {
   Runtime* runtime = nullptr;
   std::atomic<TaskExtras*> extras{nullptr};
   std::atomic<std::int32_t> cancelling{0};
+  // Also names the registry shard: id % shards (see init_spawned). The worker
+  // that last ran the task is kept in the state word's upper half
+  // (kLastWorkerShift), so the header is 80 bytes.
   std::uint32_t id = 0;
-  std::uint16_t shard = 0;
-  std::uint16_t last_worker = 0xffff;
 };
 
 // ---- thread-local context (defined in task.cpp) ----
