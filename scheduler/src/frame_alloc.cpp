@@ -12,28 +12,99 @@
 namespace weft::detail {
 
 namespace {
+// # When memory goes back (see frame_alloc.hpp)
+// g_released counts the bytes of frames and future states handed back to
+// malloc, by all threads (each thread adds its share every kReleaseFlush
+// bytes). A trim is "due" once `threshold` bytes went back since the last
+// one; a non-worker thread then trims inline, in the middle of its burst of
+// frees, so that a burst of any size holds at most `threshold` untrimmed.
+//
+// The tail of a burst: once threshold/kBurstArmDivisor bytes went back since
+// the last trim, g_burst is armed, and it stays armed until an idle worker has
+// trimmed after the frees stopped: a worker that parks while it is armed
+// parks for kTrimAfterIdleNs at most, and trims if nothing was released (and
+// nothing woke it) meanwhile; otherwise it parks again. A burst freed by a
+// thread outside the runtime (a main thread dropping a million handles) would
+// find every worker parked with no timeout, so arming from such a thread calls
+// the wake hook of the most recently started runtime, which unparks a worker
+// to watch for the end of the burst. Arming happens once per trim cycle, so
+// the hook (and its mutex) is off the hot path.
 std::atomic<std::uint64_t> g_released{0};    // bytes freed to malloc, all threads
 std::atomic<std::uint64_t> g_trimmed_at{0};  // g_released at the last trim
 std::atomic<std::uint64_t> g_threshold{std::uint64_t{32} << 20};
 std::atomic<bool> g_trimming{false};
+std::atomic<bool> g_burst{false};
+std::atomic<std::uint64_t> g_trims{0};
 thread_local constinit std::uint64_t t_released = 0;
 thread_local constinit bool t_is_worker = false;
-constexpr std::uint64_t kReleaseFlush = 1 << 20;
+// Small enough that the unflushed rest of a thread's burst is noise next to
+// the frame cache cap; large enough that the shared counter is touched once
+// per ~1000 frees.
+constexpr std::uint64_t kReleaseFlush = 256 << 10;
+// A burst is armed at 1/32 of the trim threshold (1 MiB by default): smaller
+// releases (steady churn past the caches) never cause a trim. Measured on
+// spawn_idle under load: at 1/8 (4 MiB), a freeing thread descheduled for the
+// idle period let a worker trim mid-burst, and the rest of the burst (under
+// 4 MiB released, but scattered over 14 MB of pages) was never trimmed.
+constexpr std::uint64_t kBurstArmDivisor = 32;
+
+std::mutex g_hook_mu;
+void (*g_hook)(void*) = nullptr;
+void* g_hook_arg = nullptr;
+
+void call_wake_hook() noexcept {
+  std::lock_guard<std::mutex> g(g_hook_mu);
+  if (g_hook != nullptr) g_hook(g_hook_arg);
+}
+
+// Arms g_burst if enough went back since the last trim; true if this call
+// armed it.
+bool maybe_arm_burst() noexcept {
+  std::uint64_t threshold = g_threshold.load(std::memory_order_relaxed);
+  if (threshold == 0) return false;
+  std::uint64_t since =
+      g_released.load(std::memory_order_relaxed) - g_trimmed_at.load(std::memory_order_relaxed);
+  if (since < threshold / kBurstArmDivisor) return false;
+  if (g_burst.load(std::memory_order_relaxed)) return false;
+  return !g_burst.exchange(true, std::memory_order_relaxed);
+}
+
+void flush_released() noexcept {
+  if (t_released == 0) return;
+  g_released.fetch_add(t_released, std::memory_order_relaxed);
+  t_released = 0;
+  const bool armed = maybe_arm_burst();
+  if (!t_is_worker) {
+    if (armed) call_wake_hook();
+    trim_if_due();
+  }
+}
 
 void count_release(std::size_t n) noexcept {
   t_released += n;
-  if (t_released >= kReleaseFlush) {
-    g_released.fetch_add(t_released, std::memory_order_relaxed);
-    t_released = 0;
-    if (!t_is_worker) trim_if_due();
-  }
+  if (t_released >= kReleaseFlush) flush_released();
 }
+
+void trim_now(std::uint64_t released) noexcept;
 }  // namespace
 
 void drain_depot_for_trim() noexcept;
 
 void set_trim_threshold(std::size_t threshold) noexcept {
   g_threshold.store(threshold, std::memory_order_relaxed);
+}
+
+void set_trim_wake_hook(void (*hook)(void*), void* arg) noexcept {
+  std::lock_guard<std::mutex> g(g_hook_mu);
+  g_hook = hook;
+  g_hook_arg = arg;
+}
+
+void clear_trim_wake_hook(void* arg) noexcept {
+  std::lock_guard<std::mutex> g(g_hook_mu);
+  if (g_hook_arg != arg) return;  // a later runtime registered since
+  g_hook = nullptr;
+  g_hook_arg = nullptr;
 }
 
 void mark_worker_thread() noexcept { t_is_worker = true; }
@@ -48,13 +119,38 @@ bool trim_due() noexcept {
 
 void trim_if_due() noexcept {
   if (!trim_due()) return;
+  trim_now(g_released.load(std::memory_order_relaxed));
+}
+
+std::uint64_t idle_trim_mark() noexcept {
+  flush_released();  // a worker's own unflushed frees count too
+  if (!g_burst.load(std::memory_order_relaxed) && !trim_due()) return 0;
+  return g_released.load(std::memory_order_relaxed) + 1;
+}
+
+void idle_trim(std::uint64_t mark) noexcept {
+  if (mark == 0) return;
+  flush_released();
   std::uint64_t released = g_released.load(std::memory_order_relaxed);
+  if (released + 1 != mark) return;  // still freeing: not the end of the burst yet
+  // Disarm first: frees that race with the trim re-arm it (once past the
+  // arming level), so their tail is trimmed by a later idle period.
+  g_burst.store(false, std::memory_order_relaxed);
+  trim_now(released);
+}
+
+namespace {
+void trim_now(std::uint64_t released) noexcept {
   if (g_trimming.exchange(true, std::memory_order_acquire)) return;  // another thread does it
   g_trimmed_at.store(released, std::memory_order_relaxed);
   drain_depot_for_trim();
   malloc_trim(0);
+  g_trims.fetch_add(1, std::memory_order_relaxed);
   g_trimming.store(false, std::memory_order_release);
 }
+}  // namespace
+
+std::uint64_t trim_count() noexcept { return g_trims.load(std::memory_order_relaxed); }
 
 #if defined(__SANITIZE_ADDRESS__)
 #define WEFT_FRAME_CACHE 0
@@ -86,6 +182,9 @@ struct FreeFrame {
 // depot holds at most kDepotBytes, and trim_if_due empties it before it asks
 // glibc to give memory back.
 constexpr std::uint32_t kBatch = 32;
+// The smallest class: room for a BatchHead (16 bytes), 8 mod 16 (see
+// class_bytes).
+constexpr std::size_t kClassBase = 24;
 constexpr std::size_t kDepotBytes = std::size_t{8} << 20;
 
 struct BatchHead : FreeFrame {  // the first frame of a batch (every class >= 16 bytes)
@@ -101,7 +200,13 @@ struct alignas(64) Depot {
 Depot g_depots[kMaxCachedFrame / kFrameClassBytes];
 std::atomic<std::size_t> g_depot_bytes{0};
 
-std::size_t class_bytes(std::size_t c) noexcept { return (c + 1) * kFrameClassBytes; }
+// Class c holds frames of up to 24 + 16c bytes. glibc's chunk for malloc(n)
+// is n + 8 rounded up to 16, so sizes of 8 mod 16 fill their chunk exactly: a
+// 152-byte frame costs a 160-byte chunk, where a class of 160 would cost 176.
+// (Every chunk is 16-aligned whatever its size, as coroutine frames need.)
+std::size_t class_bytes(std::size_t c) noexcept { return kClassBase + c * kFrameClassBytes; }
+static_assert((kMaxCachedFrame - kClassBase + kFrameClassBytes - 1) / kFrameClassBytes < kClasses,
+              "the largest cached frame needs a class");
 
 void free_chain(FreeFrame* f, std::size_t bytes_each, bool count) noexcept {
   while (f) {
@@ -171,7 +276,7 @@ thread_local constinit bool t_cache_dead = false;
 thread_local FrameCache t_cache;
 
 std::size_t class_of(std::size_t n) noexcept {
-  return (n + kFrameClassBytes - 1) / kFrameClassBytes - 1;
+  return n <= kClassBase ? 0 : (n - kClassBase + kFrameClassBytes - 1) / kFrameClassBytes;
 }
 
 }  // namespace
@@ -208,7 +313,14 @@ void frame_free(void* p, std::size_t n) noexcept {
       cache.heads[c] = last->next;
       last->next = nullptr;
       cache.counts[c] -= kBatch;
-      if (!depot_put(c, chain)) free_chain(chain, class_bytes(c), true);
+      if (depot_put(c, chain)) {
+        // Frames parked in the depot pin their pages like freed memory that
+        // was not trimmed, and trimming empties the depot: they count as
+        // released, or the last 8 MiB of a burst would never be trimmed.
+        count_release(kBatch * class_bytes(c));
+      } else {
+        free_chain(chain, class_bytes(c), true);
+      }
     }
     auto* f = static_cast<FreeFrame*>(p);
     f->next = cache.heads[c];

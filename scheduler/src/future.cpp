@@ -107,7 +107,13 @@ FutureCore::~FutureCore() {
   // callbacks and wrap_future followers (which do not keep their source
   // alive). Firing them lets each clean up; they see kPending.
   waiters_.close_and_fire(nullptr);
+  delete cancel_msg_;
   if (rt_) rt_->release();
+}
+
+const std::string& FutureCore::cancel_message() const noexcept {
+  static const std::string empty;
+  return cancel_msg_ ? *cancel_msg_ : empty;
 }
 
 bool FutureCore::begin_set() noexcept {
@@ -133,9 +139,14 @@ void FutureCore::set_exception(std::exception_ptr e) {
 
 bool FutureCore::cancel(const std::string& msg) {
   if (!begin_set()) return false;
-  try {
-    cancel_msg_ = msg;
-  } catch (...) {
+  // Written by the thread that won begin_set, before finish_set publishes
+  // kCancelled with a seq_cst store: a reader that sees kCancelled (acquire)
+  // sees the pointer. Out of memory: the cancel stands, without its message.
+  if (!msg.empty()) {
+    try {
+      cancel_msg_ = new std::string(msg);
+    } catch (...) {
+    }
   }
   finish_set(kCancelled);
   return true;
@@ -148,7 +159,7 @@ void FutureCore::check() const {
     case kError:
       std::rethrow_exception(error_);
     case kCancelled:
-      throw CancelledError(cancel_msg_);
+      throw CancelledError(cancel_message());
     default:
       throw InvalidStateError("Result is not set.");
   }
@@ -161,7 +172,7 @@ std::exception_ptr FutureCore::exception() const {
     case kError:
       return error_;
     case kCancelled:
-      throw CancelledError(cancel_msg_);
+      throw CancelledError(cancel_message());
     default:
       throw InvalidStateError("Exception is not set.");
   }

@@ -46,6 +46,9 @@ void RuntimeImpl::start() {
 }
 
 void RuntimeImpl::stop_workers() {
+  // No burst of frees may wake a worker of ours any more (frame_alloc.hpp);
+  // waits for a wake under way.
+  clear_trim_wake_hook(this);
   stopping.store(true, std::memory_order_seq_cst);
   for (auto& w : workers) w->unpark_direct();
   for (auto& w : workers) w->join();
@@ -91,9 +94,11 @@ void RuntimeImpl::notify_parked(Worker* from) noexcept {
   num_searching.fetch_sub(1, std::memory_order_acq_rel);  // nobody to wake
 }
 
-void RuntimeImpl::registry_insert(TaskHeader* t, unsigned shard) noexcept {
-  t->shard = static_cast<std::uint16_t>(shard);
-  RegistryShard& s = shards[shard];
+void RuntimeImpl::registry_insert(TaskHeader* t, unsigned /*shard*/) noexcept {
+  // The shard is id % num_shards, at insertion and removal alike: ids are
+  // handed out so that this is the spawning worker's shard (init_spawned),
+  // and if a 32-bit id sequence wraps the two still agree.
+  RegistryShard& s = shards[t->id % num_shards];
   s.acquire();
   t->reg_prev = nullptr;
   t->reg_next = s.head;
@@ -104,7 +109,7 @@ void RuntimeImpl::registry_insert(TaskHeader* t, unsigned shard) noexcept {
 }
 
 void RuntimeImpl::registry_remove(TaskHeader* t) noexcept {
-  RegistryShard& s = shards[t->shard];
+  RegistryShard& s = shards[t->id % num_shards];
   s.acquire();
   if (t->reg_prev) {
     t->reg_prev->reg_next = t->reg_next;
@@ -270,6 +275,11 @@ Runtime::Runtime(RuntimeOptions options) {
   impl_ = new detail::RuntimeImpl(*this, std::move(options));
   try {
     impl_->start();
+    // A burst of frees on a thread outside the runtime wakes worker 0 to trim
+    // once the burst is over (frame_alloc.hpp).
+    detail::set_trim_wake_hook(
+        [](void* rt) { static_cast<detail::RuntimeImpl*>(rt)->workers[0]->unpark_direct(); },
+        impl_);
   } catch (...) {
     impl_->release();
     impl_ = nullptr;

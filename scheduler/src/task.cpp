@@ -116,8 +116,9 @@ Runtime* current_runtime() noexcept {
 
 void init_spawned(TaskHeader* h, std::coroutine_handle<> root, Runtime* rt, std::string_view name) {
   RuntimeImpl& impl = rt->impl();
-  h->runtime = rt;
-  h->root = root;
+  h->runtime = rt;  // marks the task spawned (PromiseBase::spawned)
+  // The promise's continuation slot holds the task's own coroutine.
+  reinterpret_cast<PromiseBase*>(h)->continuation = root;
   h->resume_point = root;
   Worker* w = Worker::current();
   unsigned shard;
@@ -178,7 +179,8 @@ void wake_with(TaskHeader* t, std::uint32_t extra) noexcept {
   if ((s & (TaskHeader::kRunning | TaskHeader::kScheduled)) != 0) return;
   Worker* w = Worker::current();
   if (w != nullptr && &w->rt().facade == t->runtime) {
-    if (t->last_worker != w->index_value()) bump(const_cast<Counters&>(w->counters()).remote_wakes);
+    if ((s >> TaskHeader::kLastWorkerShift) != w->index_value() + 1)
+      bump(const_cast<Counters&>(w->counters()).remote_wakes);
     w->schedule_local(t, /*lifo=*/true);
   } else {
     t->runtime->impl().schedule_remote(t);
@@ -258,7 +260,7 @@ void release_ref(TaskHeader* t) noexcept {
     }
   }
   delete t->extras.load(std::memory_order_relaxed);
-  t->root.destroy();
+  reinterpret_cast<PromiseBase*>(t)->continuation.destroy();
 }
 
 }  // namespace weft::detail

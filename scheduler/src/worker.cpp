@@ -184,6 +184,8 @@ void Worker::run_task(TaskHeader* t) noexcept {
     resume = w == nullptr || (s & TaskHeader::kWaitDone) != 0;
     ns = (s & ~(TaskHeader::kScheduled | TaskHeader::kWaitDone)) | TaskHeader::kRunning |
          TaskHeader::kStarted;
+    ns = (ns & ((1u << TaskHeader::kLastWorkerShift) - 1)) |
+         ((index_ + 1) << TaskHeader::kLastWorkerShift);
     if (!resume) ns |= s & TaskHeader::kWaitDone;
   } while (
       !t->state.compare_exchange_weak(s, ns, std::memory_order_acq_rel, std::memory_order_acquire));
@@ -215,7 +217,6 @@ void Worker::run_task(TaskHeader* t) noexcept {
   }
   if (resume) {
     t->waiting_on = nullptr;
-    t->last_worker = static_cast<std::uint16_t>(index_);
     tl_current_task = t;
     if (!rt_.opts.debug) [[likely]] {
       resume_chain(t->resume_point);
@@ -436,14 +437,16 @@ void Worker::park() noexcept {
       std::int64_t due = timers_.top_deadline();
       timeout = due > now ? due - now : 0;
     }
-    const bool trim = trim_due();
-    if (trim && (timeout < 0 || timeout > kTrimAfterIdleNs)) timeout = kTrimAfterIdleNs;
+    // A burst of frees is under way or just ended (frame_alloc.hpp): park
+    // for the idle period at most, then trim if nothing was freed since.
+    const std::uint64_t trim_mark = idle_trim_mark();
+    if (trim_mark != 0 && (timeout < 0 || timeout > kTrimAfterIdleNs)) timeout = kTrimAfterIdleNs;
     if (timeout != 0) {
       bump(m_.parks);
       reactor_poll(true, timeout);
     }
     // Still nothing to do after the idle period: give freed task memory back.
-    if (trim && !has_work()) trim_if_due();
+    if (trim_mark != 0 && !has_work()) idle_trim(trim_mark);
   }
   int prev = park_state_.exchange(kAwake, std::memory_order_acq_rel);
   rt_.num_parked.fetch_sub(1, std::memory_order_acq_rel);

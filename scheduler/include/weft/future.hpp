@@ -117,18 +117,22 @@ class FutureCore {
   DoneCallbackNode* add_done_callback(CallbackNode* cb, bool want_handle);
   /// 1 if `n` was a registration on this future not yet run or removed.
   std::size_t remove_done_callback(DoneCallbackNode* n) noexcept;
-  const std::string& cancel_message() const noexcept { return cancel_msg_; }
+  const std::string& cancel_message() const noexcept;
   /// The runtime this future is bound to (null: none).
   RuntimeImpl* runtime_impl() const noexcept { return rt_; }
 
  private:
+  // Every pending future costs these bytes (a million idle tasks each wait on
+  // one), so the layout is packed: the cancel message, rare, lives on the
+  // heap; sleepers_ comes last so that a small value (FutureState<void>'s
+  // flag) fits in the tail padding. 56 bytes for Future<void>.
   std::atomic<std::uint32_t> refs_{1};
   std::atomic<std::uint32_t> status_{kPending};  // also the futex word of get()
-  std::atomic<std::uint32_t> sleepers_{0};
   WaiterList waiters_;
   RuntimeImpl* rt_;  // counted reference, may be null
   std::exception_ptr error_;
-  std::string cancel_msg_;
+  std::string* cancel_msg_ = nullptr;  // set before kCancelled is published; null: empty
+  std::atomic<std::uint32_t> sleepers_{0};
 };
 
 template <class T>

@@ -208,7 +208,6 @@ JoinHandle<T> spawn(Task<T> task, SpawnOptions opts = {}) {
   if (!task.valid()) throw std::invalid_argument("weft::spawn: empty Task");
   auto h = task.release();
   detail::TaskHeader* hdr = &h.promise().header;
-  h.promise().spawned = true;
   detail::init_spawned(hdr, h, rt, opts.name);  // two references: the task's and ours
   JoinHandle<T> jh(hdr, /*adopt=*/true);
   detail::schedule_spawned(hdr);

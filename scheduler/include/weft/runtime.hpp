@@ -70,8 +70,10 @@ struct RuntimeOptions {
   /// When at least this many bytes of task frames went back to malloc since
   /// the last trim, malloc_trim(0) gives them back to the OS (glibc keeps
   /// freed memory otherwise, so a burst of a million finished or cancelled
-  /// tasks would stay resident): a worker does it only when about to park,
-  /// another thread when its frees cross the threshold. Process-wide: the
+  /// tasks would stay resident): a thread outside the runtime when its frees
+  /// cross the threshold; and once threshold/32 went back, an idle worker
+  /// after no frame went back for 20 ms (the end of the burst; a burst freed
+  /// outside the runtime wakes a worker for it). Process-wide: the
   /// latest Runtime's value applies (see detail/frame_alloc.hpp). 0 = never.
   /// Default 32 MiB.
   std::size_t trim_threshold = std::size_t{32} << 20;
@@ -190,7 +192,6 @@ class Runtime {
     if (!task.valid()) throw std::invalid_argument("weft::Runtime::spawn: empty Task");
     check_open();
     auto h = task.release();
-    h.promise().spawned = true;
     detail::TaskHeader* hdr = &h.promise().header;
     detail::runtime_spawn(this, hdr, h, opts.name);  // two references: the task's and ours
     return JoinHandle<T>(hdr, /*adopt=*/true);

@@ -46,11 +46,18 @@ bool current_exception_is_cancel() noexcept;
 /// finished task need not keep the exception object alive.
 bool take_weft_cancel(const std::exception_ptr& e) noexcept;
 
+// Every spawned task carries this in its frame, so it is kept small: whether
+// the task is spawned is header.runtime != null, a CancelledError ending is a
+// state bit, and a spawned task's own handle (destroyed with its last
+// reference) lives in `continuation`, which only inline awaits use.
 struct PromiseBase {
   TaskHeader header;
-  std::coroutine_handle<> continuation;
+  std::coroutine_handle<> continuation;  // spawned: the task's own coroutine
   std::exception_ptr error;
-  bool spawned = false;
+  bool spawned() const noexcept { return header.runtime != nullptr; }
+  bool threw_cancel() const noexcept {
+    return (header.state.load(std::memory_order_relaxed) & TaskHeader::kThrewCancel) != 0;
+  }
 
   static void* operator new(std::size_t n) { return frame_alloc(n); }
   static void operator delete(void* p, std::size_t n) noexcept { frame_free(p, n); }
@@ -62,8 +69,9 @@ struct PromiseBase {
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) noexcept {
       PromiseBase& p = h.promise();
-      if (p.spawned) {
-        complete_task(&p.header, p.error != nullptr || p.threw_cancel, p.threw_cancel);
+      if (p.spawned()) {
+        const bool cancel = p.threw_cancel();
+        complete_task(&p.header, p.error != nullptr || cancel, cancel);
       } else {
         hand_on(p.continuation);
       }
@@ -74,15 +82,16 @@ struct PromiseBase {
 
   void unhandled_exception() noexcept {
     error = std::current_exception();
-    threw_cancel = current_exception_is_cancel();
+    if (!current_exception_is_cancel()) return;
+    // Relaxed: only this thread reads it, at the final suspend (wakers CAS
+    // the same word concurrently; their CAS keeps the bit).
+    header.state.fetch_or(TaskHeader::kThrewCancel, std::memory_order_relaxed);
     // A spawned task cancelled by weft keeps only the outcome bit and its
     // cancel message: a million cancelled tasks must not pin a million
     // exception objects until their handles go. (An inline task hands the
     // exception on to its awaiter, so it keeps it.)
-    if (threw_cancel && spawned && take_weft_cancel(error)) error = nullptr;
+    if (spawned() && take_weft_cancel(error)) error = nullptr;
   }
-
-  bool threw_cancel = false;
 };
 
 /// The exception a spawned task ended with (null for a value, and for a

@@ -40,19 +40,39 @@ void frame_free(void* p, std::size_t n) noexcept;
 
 /// Giving memory back to the OS. glibc keeps freed memory mapped, so after a
 /// burst of a million tasks the process would keep their memory for good.
-/// Once `threshold` bytes of frames (and future states) have gone back to
-/// malloc since the last trim, malloc_trim(0) runs: on a worker thread only
-/// once it has stayed idle for a while (a worker with a trim due parks with a
-/// short timeout and trims if nothing woke it), never in a busy period whose
-/// next burst would fault the pages right back in; on any other thread (say, one dropping the last
-/// handles of a million tasks) from the free itself. Process-wide: the most recently started
-/// Runtime's RuntimeOptions::trim_threshold applies; 0 disables it.
+/// weft calls malloc_trim(0) (after emptying the depot) in two places:
+///  - during a burst: once `threshold` bytes of frames (and future states)
+///    went back to malloc since the last trim, a thread outside the runtime
+///    trims from the free itself; a worker never trims in a busy period whose
+///    next burst would fault the pages right back in;
+///  - at the end of a burst: once threshold/32 went back since the last trim,
+///    an idle worker trims after no frame went back for kTrimAfterIdleNs
+///    (worker.cpp); a burst freed outside the runtime wakes a worker for it.
+/// So after a burst the resident memory returns to the baseline plus the
+/// caches' cap (kFrameCacheBytesPerClass per class and thread) shortly after
+/// the frees stop, deterministically. Process-wide: the most recently started
+/// Runtime's RuntimeOptions::trim_threshold applies; 0 disables trimming.
 void set_trim_threshold(std::size_t threshold) noexcept;
-/// Marks the calling thread as a worker (it trims only through trim_if_due).
+/// Registers the function that wakes a worker of the most recently started
+/// runtime when a thread outside it starts a burst of frees (see above).
+/// `hook` runs under a mutex, at most once per trim cycle, on the freeing
+/// thread; clear_trim_wake_hook(arg) waits for a running call and
+/// unregisters (if `arg` is still the registered one). Any thread.
+void set_trim_wake_hook(void (*hook)(void*), void* arg) noexcept;
+void clear_trim_wake_hook(void* arg) noexcept;
+/// Marks the calling thread as a worker (it trims only when idle).
 void mark_worker_thread() noexcept;
 /// True if enough was released since the last trim that one is due.
 bool trim_due() noexcept;
 /// Trims if one is due; one thread at a time.
 void trim_if_due() noexcept;
+/// A worker about to park: 0 if no trim is wanted, else a mark to pass to
+/// idle_trim after the idle period.
+std::uint64_t idle_trim_mark() noexcept;
+/// Trims if nothing was released since idle_trim_mark returned `mark`
+/// (the burst is over); otherwise leaves it for the next idle period.
+void idle_trim(std::uint64_t mark) noexcept;
+/// How many trims ran in this process (for tests and diagnostics). Any thread.
+std::uint64_t trim_count() noexcept;
 
 }  // namespace weft::detail

@@ -144,6 +144,13 @@ struct TaskHeader {
   // Notified by yield_now: requeue behind all ready work.
   static constexpr std::uint32_t kYielded = 1u << 9;
   static constexpr std::uint32_t kWaitDone = 1u << 10;  // the current wait completed
+  // The body ended with a CancelledError (set and read by the thread running
+  // the task, between unhandled_exception and the final suspend).
+  static constexpr std::uint32_t kThrewCancel = 1u << 11;
+  // Bits 16..31: 1 + the index of the worker that last took the task to run
+  // (0: none yet), written by that worker's scheduled -> running CAS; read
+  // by wakers for the remote_wakes metric only.
+  static constexpr unsigned kLastWorkerShift = 16;
 
   std::atomic<std::uint32_t> state{0};
   std::atomic<std::uint32_t> refs{0};
@@ -153,13 +160,17 @@ struct TaskHeader {
   WaiterList waiters;
   TaskHeader* reg_prev = nullptr;  // runtime registry links (under the shard lock)
   TaskHeader* reg_next = nullptr;
+  // The runtime of a spawned task; null while a Task is only awaited inline.
+  // (The spawned coroutine itself, destroyed with the last reference, is
+  // kept in the promise's continuation slot, which a spawned task does not
+  // use: see init_spawned.)
   Runtime* runtime = nullptr;
-  std::coroutine_handle<> root;  // the spawned coroutine, destroyed with the last ref
   std::atomic<TaskExtras*> extras{nullptr};
   std::atomic<std::int32_t> cancelling{0};
+  // Also names the registry shard: id % shards (see init_spawned). The worker
+  // that last ran the task is kept in the state word's upper half
+  // (kLastWorkerShift), so the header is 80 bytes.
   std::uint32_t id = 0;
-  std::uint16_t shard = 0;
-  std::uint16_t last_worker = 0xffff;
 };
 
 // ---- thread-local context (defined in task.cpp) ----
