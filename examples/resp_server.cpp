@@ -30,7 +30,7 @@
 #include <weft/io/server.hpp>
 #include <weft/weft.hpp>
 
-#include "server_args.hpp"
+#include "server_main.hpp"
 
 namespace {
 
@@ -279,24 +279,6 @@ weft::Task<void> resp(weft::io::StreamReader reader, weft::io::StreamWriter writ
   writer.close();
 }
 
-weft::Task<void> serve(const char* host, std::uint16_t port) {
-  weft::io::Server server = weft::io::start_server(resp, host, port);
-  std::printf("listening on %s\n", server.address().to_string().c_str());
-  std::fflush(stdout);
-  co_await server.serve_forever();
-}
-
 }  // namespace
 
-int main(int argc, char** argv) {
-  std::optional<ServerArgs> args = parse_server_args(argc, argv);
-  if (!args) return 2;
-  weft::RuntimeOptions options;
-  options.workers = args->workers;
-  try {
-    weft::run(serve(args->host, args->port), options);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "resp_server: %s\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return server_main(argc, argv, "resp_server", resp); }

@@ -12,25 +12,6 @@
 
 namespace weft::io {
 
-File& File::operator=(File&& o) noexcept {
-  if (this != &o) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = o.fd_;
-    o.fd_ = -1;
-  }
-  return *this;
-}
-
-File::~File() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
-detail::Op<detail::ClosePrep> File::close(OpTimeout timeout) {
-  int f = fd_;
-  fd_ = -1;
-  return detail::Op<detail::ClosePrep>(detail::ClosePrep{f}, timeout);
-}
-
 Task<File> File::open(std::string_view path, int flags, mode_t mode, OpTimeout timeout) {
   std::string p(path);
   int fd = co_await detail::Op<detail::OpenPrep>(

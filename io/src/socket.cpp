@@ -69,25 +69,6 @@ Task<std::vector<SocketAddress>> resolve(const std::string& host, std::uint16_t 
 // ---------------------------------------------------------------------------
 // Socket
 
-Socket& Socket::operator=(Socket&& o) noexcept {
-  if (this != &o) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = o.fd_;
-    o.fd_ = -1;
-  }
-  return *this;
-}
-
-Socket::~Socket() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
-detail::Op<detail::ClosePrep> Socket::close(OpTimeout timeout) {
-  int f = fd_;
-  fd_ = -1;
-  return detail::Op<detail::ClosePrep>(detail::ClosePrep{f}, timeout);
-}
-
 SocketAddress Socket::local_address() const {
   SocketAddress a;
   *a.size_ptr() = SocketAddress::capacity();

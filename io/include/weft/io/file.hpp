@@ -45,35 +45,24 @@
 #include <string>
 #include <string_view>
 #include <weft/io/buffer.hpp>
+#include <weft/io/detail/fd_owner.hpp>
 #include <weft/io/detail/preps.hpp>
 #include <weft/io/op.hpp>
 #include <weft/task.hpp>
 
 namespace weft::io {
 
-class File {
+class File : public detail::FdOwner {
  public:
   File() noexcept = default;
-  /// Takes ownership of `fd`.
-  explicit File(int fd) noexcept : fd_(fd) {}
-  File(File&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  File& operator=(File&& o) noexcept;
-  File(const File&) = delete;
-  File& operator=(const File&) = delete;
-  ~File();
+  /// Takes ownership of `fd`. fd(), is_open(), release() and close() (through
+  /// the ring) come from detail::FdOwner; the destructor calls close(2).
+  explicit File(int fd) noexcept : FdOwner(fd) {}
 
   /// openat(AT_FDCWD, path, flags | O_CLOEXEC, mode) on the ring. Throws
   /// std::system_error("open") (ENOENT, EACCES, ...).
   static Task<File> open(std::string_view path, int flags = O_RDONLY, mode_t mode = 0644,
                          OpTimeout timeout = std::nullopt);
-
-  int fd() const noexcept { return fd_; }
-  bool is_open() const noexcept { return fd_ >= 0; }
-  int release() noexcept {
-    int f = fd_;
-    fd_ = -1;
-    return f;
-  }
 
   /// Reads up to buf.size bytes at the current position (advancing it);
   /// returns how many, 0 at end of file.
@@ -141,12 +130,6 @@ class File {
     return detail::Op<detail::StatxPrep>(
         detail::StatxPrep{fd_, "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT, mask}, timeout);
   }
-  /// Closes through the ring; the File is closed from the call on.
-  /// Throws std::system_error("close").
-  detail::Op<detail::ClosePrep> close(OpTimeout timeout = std::nullopt);
-
- private:
-  int fd_ = -1;
 };
 
 /// statx(path). `follow_symlinks` false: AT_SYMLINK_NOFOLLOW.

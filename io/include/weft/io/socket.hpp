@@ -39,35 +39,21 @@
 #include <span>
 #include <weft/io/address.hpp>
 #include <weft/io/buffer.hpp>
+#include <weft/io/detail/fd_owner.hpp>
 #include <weft/io/detail/preps.hpp>
 #include <weft/io/op.hpp>
 #include <weft/task.hpp>
 
 namespace weft::io {
 
-class Socket {
+class Socket : public detail::FdOwner {
  public:
   Socket() noexcept = default;
-  /// Takes ownership of `fd` (-1 for none).
-  explicit Socket(int fd) noexcept : fd_(fd) {}
-  Socket(Socket&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  Socket& operator=(Socket&& o) noexcept;
-  Socket(const Socket&) = delete;
-  Socket& operator=(const Socket&) = delete;
-  /// Closes the descriptor if still open (see above: no blocking).
-  ~Socket();
-
-  int fd() const noexcept { return fd_; }
-  bool is_open() const noexcept { return fd_ >= 0; }
-  /// Gives up ownership: returns the descriptor and leaves this closed.
-  int release() noexcept {
-    int f = fd_;
-    fd_ = -1;
-    return f;
-  }
-  /// Closes through the ring. The socket is closed (fd() == -1) from the
-  /// call on, whatever the outcome. Throws std::system_error("close").
-  detail::Op<detail::ClosePrep> close(OpTimeout timeout = std::nullopt);
+  /// Takes ownership of `fd` (-1 for none). fd(), is_open(), release() and
+  /// close() (through the ring; the socket is closed from the call on,
+  /// whatever the outcome; throws std::system_error("close")) come from
+  /// detail::FdOwner; the destructor calls close(2) (see above).
+  explicit Socket(int fd) noexcept : FdOwner(fd) {}
 
   /// getsockname / getpeername. Throw std::system_error.
   SocketAddress local_address() const;
@@ -77,9 +63,6 @@ class Socket {
   int get_option(int level, int name) const;
   /// SO_ERROR, read and cleared.
   int take_error() const;
-
- protected:
-  int fd_ = -1;
 };
 
 class StreamSocket : public Socket {

@@ -1,9 +1,10 @@
-// examples/server_args.hpp - the command line the example servers share:
+// examples/server_main.hpp - what the example servers share: the command line
 //
 //   <server> [--host H] [--port P] [--workers N]
 //
-// (the contract the benchmark runner relies on: bench/README.md). Each server
-// prints "listening on <address>" once it accepts connections.
+// (the contract the benchmark runner relies on: bench/README.md), and a main
+// that serves one connection handler until the process is stopped, printing
+// "listening on <address>" once it accepts connections.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +12,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <optional>
+#include <weft/io/server.hpp>
+#include <weft/weft.hpp>
 
 struct ServerArgs {
   const char* host = "127.0.0.1";
@@ -45,4 +48,29 @@ inline std::optional<ServerArgs> parse_server_args(int argc, char** argv) {
     }
   }
   return a;
+}
+
+/// Serves `handler` on host:port until the process is stopped.
+inline weft::Task<void> serve(weft::io::ClientConnected* handler, const char* host,
+                              std::uint16_t port) {
+  weft::io::Server server = weft::io::start_server(*handler, host, port);
+  std::printf("listening on %s\n", server.address().to_string().c_str());
+  std::fflush(stdout);
+  co_await server.serve_forever();
+}
+
+/// The example servers' main(): parses the arguments, then runs `handler`
+/// on a runtime with the asked number of workers. Returns the exit status.
+inline int server_main(int argc, char** argv, const char* name, weft::io::ClientConnected handler) {
+  std::optional<ServerArgs> args = parse_server_args(argc, argv);
+  if (!args) return 2;
+  weft::RuntimeOptions options;
+  options.workers = args->workers;
+  try {
+    weft::run(serve(&handler, args->host, args->port), options);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", name, e.what());
+    return 1;
+  }
+  return 0;
 }
