@@ -166,8 +166,10 @@ TEST_CASE("io tcp: peer reset in the middle of a read raises ConnectionResetErro
           if (n == 0) co_return "eof";
         }
       } catch (const io::ConnectionResetError& e) {
-        CHECK(e.code().value() == ECONNRESET);
-        CHECK(std::string(e.what()).rfind("recv", 0) == 0);
+        // No CHECK here: Catch2 is not thread-safe and the main task checks
+        // on the other worker at the same time; report instead.
+        if (e.code().value() != ECONNRESET) co_return "errno " + std::to_string(e.code().value());
+        if (std::string(e.what()).rfind("recv", 0) != 0) co_return std::string("what: ") + e.what();
         co_return "reset";
       }
     }(&c));
