@@ -157,8 +157,7 @@ TEST_CASE("http_hello answers keep-alive and pipelined requests", "[example]") {
   CHECK(r == "HTTP/1.1 400");
 }
 
-TEST_CASE("resp_server: PING, ECHO, SET, GET, DEL, INCR, inline and pipelined",
-          "[example]") {
+TEST_CASE("resp_server: PING, ECHO, SET, GET, DEL, INCR, inline and pipelined", "[example]") {
   ::signal(SIGPIPE, SIG_IGN);
   ServerProcess server(WEFT_RESP_SERVER);
   Client c(server.port());
