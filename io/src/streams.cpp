@@ -136,6 +136,19 @@ struct ReaderState {
   std::exception_ptr exc;
   std::optional<Promise<void>> waiter;  // fed readers: the waiting read
 
+  /// Raises RuntimeError if a read of this connected reader waits for its
+  /// read to complete: the kernel is writing into the buffer's tail, so no
+  /// other read may take from (and so move) the buffer meanwhile. (A fed
+  /// reader's buffer only changes under `m`.) Call with `m` held.
+  void check_not_pulling(const char* fn) const {
+    if (conn && waiting) throw_busy(fn);
+  }
+  [[noreturn]] static void throw_busy(const char* fn) {
+    throw weft::RuntimeError(std::string(fn) +
+                             "() called while another coroutine is already waiting for "
+                             "incoming data");
+  }
+
   /// Wakes a fed reader's waiting read; call with `m` held in `g`.
   void wake(std::unique_lock<std::mutex>& g) {
     std::optional<Promise<void>> w = std::move(waiter);
@@ -176,11 +189,7 @@ namespace {
 // (§Q 114).
 Task<void> wait_for_data(ReaderState* s, const char* fn, std::uint64_t seen) {
   std::unique_lock g(s->m);
-  if (s->waiting) {
-    throw weft::RuntimeError(std::string(fn) +
-                             "() called while another coroutine is already waiting for "
-                             "incoming data");
-  }
+  if (s->waiting) ReaderState::throw_busy(fn);
   if (s->gen != seen || s->eof || s->exc) co_return;  // something came meanwhile
   s->waiting = true;
   if (!s->conn) {
@@ -323,6 +332,7 @@ Task<std::string> StreamReader::read(std::ptrdiff_t n) {
     {
       std::lock_guard g(s->m);
       if (s->exc) std::rethrow_exception(s->exc);
+      s->check_not_pulling("read");
       if (!s->buf.empty()) co_return s->buf.take(static_cast<std::size_t>(n));
       if (s->eof) co_return std::string();
       seen = s->gen;
@@ -342,6 +352,7 @@ Task<std::string> StreamReader::readuntil(std::string sep) {
     {
       std::lock_guard g(s->m);
       if (s->exc) std::rethrow_exception(s->exc);
+      s->check_not_pulling("readuntil");
       seen = s->gen;
       std::string_view b = s->buf.view();
       if (b.size() >= offset + seplen) {
@@ -377,6 +388,7 @@ Task<std::string> StreamReader::readline() {
     co_return e.partial();
   } catch (const LimitOverrunError& e) {
     std::lock_guard g(s->m);
+    s->check_not_pulling("readline");
     std::string_view b = s->buf.view();
     if (b.size() > e.consumed() && b[e.consumed()] == '\n') {
       s->buf.consume(e.consumed() + 1);  // drop the over-long line
@@ -403,6 +415,7 @@ Task<std::string> StreamReader::readexactly(std::ptrdiff_t n) {
     {
       std::lock_guard g(s->m);
       if (s->exc) std::rethrow_exception(s->exc);
+      s->check_not_pulling("readexactly");
       if (s->buf.size() >= want) co_return s->buf.take(want);
       seen = s->gen;
       if (s->eof) {

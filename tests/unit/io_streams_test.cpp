@@ -793,3 +793,35 @@ TEST_CASE("start_server: a bad host is a ValueError, a used port an error naming
   });
   CHECK(r == std::vector<std::string>{"ValueError", "bind error"});
 }
+
+TEST_CASE(
+    "Q114 while a connected reader's read waits on the socket, another read raises "
+    "RuntimeError even with bytes buffered",
+    "[io][streams]") {
+  FdCheck fds;
+  auto r = run1([]() -> weft::Task<std::vector<std::string>> {
+    std::vector<std::string> out;
+    auto [a, b] = socket_pair();
+    auto [ra, wa] = weft::io::open_stream(a);
+    ::send(b, "abc", 3, 0);
+    auto until_x = [](StreamReader x) -> weft::Task<std::string> {
+      co_return co_await x.readuntil("X");
+    };
+    auto h = weft::spawn(until_x(ra));
+    // One worker: within a few loop turns the reader has taken "abc" into its
+    // buffer and waits on the socket again for the 'X'.
+    for (int i = 0; i < 50; ++i) co_await weft::yield_now();
+    try {
+      (void)co_await ra.read(2);  // would take bytes the kernel is appending behind
+      out.push_back("no error");
+    } catch (const weft::RuntimeError& e) {
+      out.push_back(std::string(e.what()).find("already waiting") != std::string::npos ? "busy"
+                                                                                       : e.what());
+    }
+    ::send(b, "dX", 2, 0);
+    out.push_back(co_await h);
+    ::close(b);
+    co_return out;
+  });
+  CHECK(r == std::vector<std::string>{"busy", "abcdX"});
+}
