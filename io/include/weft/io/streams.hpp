@@ -30,7 +30,9 @@
 // # Threads
 // Reader and writer are handles (cheap to copy; the copies share one state).
 // Any task on any worker may use them. A reader serves one waiting read at a
-// time: a second concurrent read raises RuntimeError, as asyncio does. The
+// time: a second concurrent read that has to wait raises RuntimeError, as
+// asyncio does; on a connected reader any other read raises while one waits
+// on the socket (the kernel is filling the buffer behind it). The
 // writer may be used by several tasks at once (its buffer is guarded by a
 // mutex held for a copy only, never across a wait). Reads and drain() must be
 // awaited inside a weft task; write() must be called inside a weft task (it
