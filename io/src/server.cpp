@@ -7,13 +7,14 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
-#include <optional>
 #include <vector>
 #include <weft/io/server.hpp>
 #include <weft/io/tcp.hpp>
 #include <weft/join_handle.hpp>
 #include <weft/runtime.hpp>
 #include <weft/sleep.hpp>
+
+#include "settle.hpp"
 
 namespace weft::io {
 
@@ -36,17 +37,6 @@ struct ServerState {
 namespace {
 
 using detail::ServerState;
-
-void settle_all(std::vector<Promise<void>>& ps) noexcept {
-  for (auto& p : ps) {
-    try {
-      p.set_result();
-    } catch (...) {
-      // That waiter was cancelled: nothing to wake.
-    }
-  }
-  ps.clear();
-}
 
 // One connection: the user's handler, with asyncio's report if it fails.
 Task<void> client_task(std::shared_ptr<ServerState> st, StreamReader r, StreamWriter w) {
@@ -129,8 +119,8 @@ Task<void> accept_loop(std::shared_ptr<ServerState> st) {
   } catch (...) {
     // The descriptor is gone either way.
   }
-  settle_all(forever);
-  settle_all(closed);
+  detail::settle(forever);
+  detail::settle(closed);
   if (err) {
     ExceptionContext ctx;
     ctx.message = "Server accept loop failed";

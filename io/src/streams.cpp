@@ -15,26 +15,18 @@
 #include <weft/io/streams.hpp>
 #include <weft/join_handle.hpp>
 
+#include "settle.hpp"
 #include "sigpipe.hpp"
 
 namespace weft::io {
 
 namespace {
 
+using detail::settle;
+
 std::string incomplete_message(std::size_t got, std::optional<std::size_t> expected) {
   std::string e = expected ? std::to_string(*expected) : std::string("undefined");
   return std::to_string(got) + " bytes read on a total of " + e + " expected bytes";
-}
-
-void settle(std::vector<Promise<void>>& ps) noexcept {
-  for (auto& p : ps) {
-    try {
-      p.set_result();
-    } catch (...) {
-      // The waiter was cancelled (its future with it): nothing to wake.
-    }
-  }
-  ps.clear();
 }
 
 }  // namespace

@@ -1,11 +1,10 @@
 // ASYNCIO_SEMANTICS §Q: StreamReader / StreamWriter. The §Q items are checked
 // on fed readers (as CPython's test_streams.py does with feed_data) and, where
-// the behaviour involves a real connection, over a socketpair(2) or pipe(2).
-//
-// Skipped here (with the reason):
-//   Q116 start_server/open_connection over TCP: needs the TCP listener of the
-//        sockets layer; the echo round trip is checked over a socketpair.
-#include <dirent.h>
+// the behaviour involves a real connection, over a socketpair(2), a pipe(2)
+// or TCP (start_server / open_connection, Q116).
+#include "../support/fd_check.hpp"
+// (fd_check.hpp first: it configures Catch, and fails the file if any test
+// case leaks a descriptor)
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -26,22 +25,6 @@ using weft::io::StreamWriter;
 using weft_test::workers;
 
 namespace {
-
-int count_fds() {
-  int n = 0;
-  if (DIR* d = ::opendir("/proc/self/fd")) {
-    while (::readdir(d) != nullptr) ++n;
-    ::closedir(d);
-  }
-  return n;
-}
-
-// Checks that the file's tests leave no descriptor open (the runtime's own
-// rings and eventfds are gone after each run()).
-struct FdCheck {
-  int before = count_fds();
-  ~FdCheck() { CHECK(count_fds() == before); }
-};
 
 std::pair<int, int> socket_pair() {
   int sv[2];
@@ -408,7 +391,6 @@ TEST_CASE(
 
 TEST_CASE("Q116 echo over a socketpair: write, drain, readline, close, the reader sees EOF",
           "[io][streams]") {
-  FdCheck fds;
   auto r = weft::run(
       []() -> weft::Task<std::vector<std::string>> {
         auto [a, b] = socket_pair();
@@ -443,7 +425,6 @@ TEST_CASE("Q116 echo over a socketpair: write, drain, readline, close, the reade
 }
 
 TEST_CASE("Q115 after close(), write + drain raises a connection-reset error", "[io][streams]") {
-  FdCheck fds;
   auto code = run1([]() -> weft::Task<int> {
     auto [a, b] = socket_pair();
     auto [ra, wa] = weft::io::open_stream(a);
@@ -462,7 +443,6 @@ TEST_CASE("Q115 after close(), write + drain raises a connection-reset error", "
 
 TEST_CASE("Q115 a write/drain loop against a closed peer ends with a connection error",
           "[io][streams]") {
-  FdCheck fds;
   auto code = run1([]() -> weft::Task<int> {
     auto [a, b] = socket_pair();
     auto [ra, wa] = weft::io::open_stream(a);
@@ -483,7 +463,6 @@ TEST_CASE("Q115 a write/drain loop against a closed peer ends with a connection 
 }
 
 TEST_CASE("Q115 drain waits above the high-water mark until the peer reads", "[io][streams]") {
-  FdCheck fds;
   auto r = weft::run(
       []() -> weft::Task<std::pair<std::size_t, std::size_t>> {
         auto [a, b] = socket_pair();
@@ -521,7 +500,6 @@ TEST_CASE("Q115 drain waits above the high-water mark until the peer reads", "[i
 
 TEST_CASE("Q115 a peer that sends without end cannot make readline hold more than 2 x limit",
           "[io][streams]") {
-  FdCheck fds;
   auto r = weft::run(
       []() -> weft::Task<std::string> {
         auto [a, b] = socket_pair();
@@ -555,7 +533,6 @@ TEST_CASE("Q115 a peer that sends without end cannot make readline hold more tha
 }
 
 TEST_CASE("Q108 EOF at every reader method over a connection", "[io][streams]") {
-  FdCheck fds;
   auto r = run1([]() -> weft::Task<std::vector<std::string>> {
     std::vector<std::string> out;
     auto [a, b] = socket_pair();
@@ -584,7 +561,6 @@ TEST_CASE("Q108 EOF at every reader method over a connection", "[io][streams]") 
 
 TEST_CASE("streams: a peer reset in the middle of a read raises ECONNRESET, and later reads too",
           "[io][streams]") {
-  FdCheck fds;
   auto r = run1([]() -> weft::Task<std::vector<int>> {
     std::vector<int> out;
     // A TCP-like reset needs TCP; over a socketpair the peer closing with
@@ -625,7 +601,6 @@ TEST_CASE("streams: a peer reset in the middle of a read raises ECONNRESET, and 
 }
 
 TEST_CASE("streams: pipes work as streams (read end and write end)", "[io][streams]") {
-  FdCheck fds;
   auto r = run1([]() -> weft::Task<std::string> {
     int p[2];
     REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
@@ -656,7 +631,6 @@ TEST_CASE("streams: bad arguments are clear exceptions", "[io][streams]") {
 
 TEST_CASE("Q116 start_server + open_connection: an echo round-trips b'hello world!\\n'",
           "[io][streams][server]") {
-  FdCheck fds;
   auto r = weft::run(
       []() -> weft::Task<std::vector<std::string>> {
         auto handler = [](StreamReader rd, StreamWriter wr) -> weft::Task<void> {
@@ -689,7 +663,6 @@ TEST_CASE(
     "Q116 an exception in the handler goes to the exception handler as 'Unhandled "
     "exception in client_connected_cb'",
     "[io][streams][server]") {
-  FdCheck fds;
   weft_test::HandlerLog log;
   weft::RuntimeOptions o = workers(2);
   log.install(o);
@@ -716,7 +689,6 @@ TEST_CASE(
 
 TEST_CASE("Q116 open_connection to a port nobody listens on raises ConnectionRefusedError",
           "[io][streams][server]") {
-  FdCheck fds;
   auto refused = run1([]() -> weft::Task<bool> {
     // Bind and close a listener to get a port that is (almost surely) free.
     std::uint16_t port;
@@ -739,7 +711,6 @@ TEST_CASE("Q116 open_connection to a port nobody listens on raises ConnectionRef
 
 TEST_CASE("Q116 serve_forever returns after close(), and cancelling it closes the server",
           "[io][streams][server]") {
-  FdCheck fds;
   auto r = weft::run(
       []() -> weft::Task<std::vector<bool>> {
         std::vector<bool> out;
@@ -770,7 +741,6 @@ TEST_CASE("Q116 serve_forever returns after close(), and cancelling it closes th
 
 TEST_CASE("start_server: a bad host is a ValueError, a used port an error naming bind",
           "[io][streams][server]") {
-  FdCheck fds;
   auto r = run1([]() -> weft::Task<std::vector<std::string>> {
     std::vector<std::string> out;
     auto noop = [](StreamReader, StreamWriter) -> weft::Task<void> { co_return; };
@@ -798,7 +768,6 @@ TEST_CASE(
     "Q114 while a connected reader's read waits on the socket, another read raises "
     "RuntimeError even with bytes buffered",
     "[io][streams]") {
-  FdCheck fds;
   auto r = run1([]() -> weft::Task<std::vector<std::string>> {
     std::vector<std::string> out;
     auto [a, b] = socket_pair();

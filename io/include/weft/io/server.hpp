@@ -66,18 +66,22 @@ class Server {
   Server() = default;
   explicit Server(std::shared_ptr<detail::ServerState> s) : s_(std::move(s)) {}
 
-  /// The address the server listens on (its port, if 0 was asked).
+  /// The address the server listens on (its port, if 0 was asked). Throws
+  /// RuntimeError on an empty (default-constructed) Server. Any thread.
   SocketAddress address() const;
+  /// address().port(); same errors.
   std::uint16_t port() const { return address().port(); }
-  /// True until close().
+  /// True until close() (false for an empty Server). Any thread.
   bool is_serving() const noexcept;
   /// Stops accepting and closes the listening socket; connections already
   /// accepted go on. Idempotent; never throws. Any thread.
   void close() noexcept;
-  /// Completes once the accept loop has ended after close(). CancelledError.
+  /// Completes once the accept loop has ended after close() (at once for an
+  /// empty Server). Throws CancelledError. Inside a weft task.
   Task<void> wait_closed();
   /// Waits until close(); cancelling it closes the server (asyncio's
-  /// serve_forever). CancelledError.
+  /// serve_forever). Throws CancelledError, RuntimeError on an empty Server.
+  /// Inside a weft task.
   Task<void> serve_forever();
 
  private:
