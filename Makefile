@@ -8,6 +8,7 @@
 #   make asan      ASan+UBSan build and test suite   (build/asan)
 #   make tsan      ThreadSanitizer build and suite   (build/tsan)
 #   make consumer  install into build/prefix and build tests/consumer against it
+#   make subdir    build tests/subdir, which add_subdirectory()s this tree (libraries only)
 #   make format    clang-format -i on weft's sources
 #   make clean     remove build/
 #
@@ -22,8 +23,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -y -q -o Dpkg::Use-Pty=0
 PREFIX := $(CURDIR)/build/prefix
 CONSUMER_BUILD := $(CURDIR)/build/consumer
+SUBDIR_BUILD := $(CURDIR)/build/subdir
 
-.PHONY: deps build test asan tsan bench bench-smoke consumer format clean
+.PHONY: deps build test asan tsan bench bench-smoke consumer subdir format clean
 
 # Only touches apt when a package is missing (apt-get update included), and
 # never reads stdin, so it is safe in CI and under `make -j`.
@@ -82,6 +84,17 @@ consumer: deps build
 	cmake --build $(CONSUMER_BUILD) --parallel $(JOBS)
 	$(CONSUMER_BUILD)/app
 	@echo "consumer: OK"
+
+# Consumes weft the README's other way: tests/subdir add_subdirectory()s this
+# source tree with weft's tests, benchmarks and examples off, so only the
+# libraries and one small app are built (no release build needed). Starts
+# clean, as consumer does, so a stale cache cannot hide a configure problem.
+subdir: deps
+	rm -rf $(SUBDIR_BUILD)
+	cmake -S tests/subdir -B $(SUBDIR_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release
+	cmake --build $(SUBDIR_BUILD) --parallel $(JOBS)
+	$(SUBDIR_BUILD)/app
+	@echo "subdir: OK"
 
 format:
 	@command -v clang-format >/dev/null || { echo "format: apt-get install clang-format"; exit 1; }

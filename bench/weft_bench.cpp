@@ -9,7 +9,10 @@
 //              [--ring-entries 256] [--lifo-slot 0|1] [--lifo-cap 3]
 //              [--global-queue-interval 31] [--event-interval 61]
 //              [--max-searching 0] [--spin-before-park 32]
-//              [--wake-with-eventfd 0|1]
+//              [--wake-with-eventfd 0|1] [--trim-threshold BYTES]
+//
+// --workers 0 means all cores (std::thread::hardware_concurrency()), as
+// RuntimeOptions::workers = 0 does; the peers need at least 1.
 #include <malloc.h>
 #include <unistd.h>
 
@@ -134,7 +137,7 @@ Args parse_args(int argc, char** argv) {
       usage("unknown option " + key);
   }
   if (a.workload.empty()) usage("--workload is required");
-  if (a.workers < 1) usage("--workers must be >= 1");
+  if (a.workers < 0) usage("--workers must be >= 0 (0 = all cores)");
   o.workers = static_cast<unsigned>(a.workers);
   return a;
 }
@@ -658,8 +661,11 @@ int run(const Args& a) {
   }
 
   weft::Runtime rt(a.opts);
+  // --workers 0 means all cores, as RuntimeOptions::workers does: the
+  // workloads and the JSON use the count the runtime chose.
+  const int workers = static_cast<int>(rt.workers());
   rt.block_on(warm_up());
-  out.integer("workers", a.workers);
+  out.integer("workers", workers);
 
   int64_t ops = 1;
   std::vector<uint64_t> polled_before;
@@ -774,7 +780,7 @@ int run(const Args& a) {
     out.integer("p99_late_ns", percentile(late, 99.0));
   } else if (w == "io_nop") {
     int64_t depth = a.depth < 1 ? 1 : a.depth;
-    int64_t total = a.ops * a.workers;
+    int64_t total = a.ops * workers;
     int64_t t0 = now_ns();
     io_nop_run(rt, depth, a.ops);
     int64_t ns = now_ns() - t0;
@@ -824,7 +830,7 @@ int run(const Args& a) {
     out.integer("p", chunks);
     std::vector<uint32_t> data(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) data[static_cast<size_t>(i)] = static_cast<uint32_t>(i & 1023);
-    weft::CpuPool pool(weft::CpuPoolOptions{static_cast<unsigned>(a.workers)});
+    weft::CpuPool pool(weft::CpuPoolOptions{static_cast<unsigned>(workers)});
     // Warm the arena's threads, as the TBB peer warms its arena.
     rt.block_on(cpu_fanout_root(&pool, data.data(), std::min<int64_t>(n, 1024), 16));
     int64_t t0 = now_ns();
@@ -888,7 +894,7 @@ int run(const Args& a) {
     // thread that frees frames (the workers and this main thread).
     const uint64_t classes = weft::detail::kMaxCachedFrame / weft::detail::kFrameClassBytes;
     out.uinteger("frame_cache_cap_bytes",
-                 cap_per_class * classes * static_cast<uint64_t>(a.workers + 1));
+                 cap_per_class * classes * static_cast<uint64_t>(workers + 1));
     out.str("note",
             "each task awaits its own never-completed Future<void> (promises kept alive by main); "
             "counts "

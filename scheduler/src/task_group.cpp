@@ -3,9 +3,27 @@
 // GroupState::on_done_locked (run by the thread completing the child), the
 // cancel of __aexit__'s wait is on_cancel_locked, __aexit__'s tail is
 // group_join.
+#include <weft/runtime.hpp>  // KeyboardInterrupt
 #include <weft/task_group.hpp>
 
 namespace weft::detail {
+
+namespace {
+
+/// taskgroups.py's _is_base_error: the exceptions re-raised bare, not inside
+/// a group. weft has KeyboardInterrupt and no SystemExit.
+bool is_base_error(const std::exception_ptr& e) noexcept {
+  if (!e) return false;
+  try {
+    std::rethrow_exception(e);
+  } catch (const KeyboardInterrupt&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+}  // namespace
 
 GroupState* GroupState::enter() {
   TaskHeader* t = current_header();
@@ -31,8 +49,10 @@ void GroupState::abort_locked() noexcept {
 void GroupState::on_done_locked(TaskHeader* t, std::size_t) noexcept {
   std::uint32_t s = t->state.load(std::memory_order_acquire);
   if (!(s & TaskHeader::kOutcomeError)) return;  // a value, or cancelled: not an error
+  std::exception_ptr e = task_error(t);
+  if (!base_error_ && is_base_error(e)) base_error_ = e;
   try {
-    errors_.push_back(task_error(t));
+    errors_.push_back(std::move(e));
   } catch (...) {
     // Out of memory: the failure still aborts the group below.
   }
@@ -61,6 +81,7 @@ Task<void> group_join(WatchRef<GroupState> s, std::exception_ptr body_error, boo
   {
     std::lock_guard g(s->m_);
     s->exiting_ = true;
+    if (!s->base_error_ && is_base_error(body_error)) s->base_error_ = body_error;
     if (body_error && !s->aborting_) s->abort_locked();
     if (body_cancelled) {
       s->propagate_cancel_ = true;
@@ -73,10 +94,12 @@ Task<void> group_join(WatchRef<GroupState> s, std::exception_ptr body_error, boo
   bool propagate;
   std::exception_ptr propagate_error;
   std::string propagate_message;
+  std::exception_ptr base_error;
   std::vector<std::exception_ptr> errors;
   bool parent_cancel_requested;
   {
     std::lock_guard g(s->m_);
+    base_error = s->base_error_;
     propagate = s->propagate_cancel_;
     propagate_error = s->propagate_error_;
     propagate_message = s->propagate_message_;
@@ -84,6 +107,11 @@ Task<void> group_join(WatchRef<GroupState> s, std::exception_ptr body_error, boo
     parent_cancel_requested = s->parent_cancel_requested_;
   }
   if (parent_cancel_requested && parent.uncancel() == 0) propagate = false;
+  // KeyboardInterrupt wins over everything, bare (§K 82). CPython 3.13 raises
+  // it before the uncancel above, leaving its own cancel request counted on
+  // the parent; weft withdraws it first, so cancelling() is back to its value
+  // on entry here too (§K 84).
+  if (base_error) std::rethrow_exception(base_error);
   if (propagate && errors.empty()) {
     if (propagate_error) std::rethrow_exception(propagate_error);
     throw CancelledError(propagate_message);

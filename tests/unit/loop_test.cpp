@@ -5,8 +5,10 @@
 //       point cannot be "None"; it does not compile.
 //   A9  stop() before run_forever(): weft has no Loop::stop/run_forever; the
 //       workers drive their loops for the Runtime's whole life.
-//   A10 run_until_complete + stop(): no stop(). The "returns the result or
-//       raises the exception" half is R117 (run_test.cpp, block_on/run).
+//   A10 (part) stop() before the future completes: no stop(). The half that
+//       applies, "returns the result or raises the exception", is tested
+//       here with Runtime::block_on (weft's run_until_complete) and in R117
+//       (run_test.cpp) with run().
 //   A11 (part) a future from another loop -> ValueError: weft futures belong
 //       to no loop (any task of any runtime may await them); a non-awaitable
 //       does not compile.
@@ -414,6 +416,67 @@ TEST_CASE("A8 call_soon, call_later and call_at from a foreign thread throw Runt
   CHECK(rt.block_on(other()) == 3);
   rt.shutdown();
   CHECK_FALSE(ran);
+}
+
+namespace {
+struct A10Error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+}  // namespace
+
+TEST_CASE("A10 block_on returns the task's value once the task has finished", "[loop][runtime]") {
+  weft::Runtime rt(workers(2));
+  weft::TaskRef self;
+  auto body = [](weft::TaskRef* me) -> weft::Task<std::string> {
+    *me = weft::current_task();
+    co_await weft::sleep(2ms);  // block_on must wait through a suspension
+    co_return std::string("result");
+  };
+  CHECK(rt.block_on(body(&self)) == "result");
+  REQUIRE(self);
+  CHECK(self.done());
+  CHECK_FALSE(self.cancelled());
+  CHECK(self.exception() == nullptr);
+  CHECK(rt.all_tasks().empty());  // not left running
+}
+
+TEST_CASE("A10 block_on rethrows the task's exception once the task has finished",
+          "[loop][runtime]") {
+  weft::Runtime rt(workers(2));
+  weft::TaskRef self;
+  auto body = [](weft::TaskRef* me) -> weft::Task<int> {
+    *me = weft::current_task();
+    co_await weft::sleep(2ms);
+    throw A10Error("boom");
+  };
+  std::string what;
+  try {
+    (void)rt.block_on(body(&self));
+  } catch (const A10Error& e) {  // the task's own exception type, not a wrapper
+    what = e.what();
+  }
+  CHECK(what == "boom");
+  REQUIRE(self);
+  CHECK(self.done());
+  CHECK_FALSE(self.cancelled());
+  CHECK(self.exception() != nullptr);
+  CHECK(rt.all_tasks().empty());
+}
+
+TEST_CASE("A10 block_on of a task that ends cancelled throws its CancelledError",
+          "[loop][runtime]") {
+  weft::Runtime rt(workers(2));
+  weft::TaskRef self;
+  auto body = [](weft::TaskRef* me) -> weft::Task<void> {
+    *me = weft::current_task();
+    me->cancel("stop here");
+    co_await weft::sleep(10s);  // the pending cancel is delivered here
+  };
+  CHECK(weft_test::cancel_message_of([&] { rt.block_on(body(&self)); }) == "stop here");
+  REQUIRE(self);
+  CHECK(self.done());
+  CHECK(self.cancelled());
+  CHECK(rt.all_tasks().empty());
 }
 
 TEST_CASE("A11 block_on, run and Runtime construction from inside a worker throw RuntimeError",

@@ -1,11 +1,17 @@
 // ASYNCIO_SEMANTICS §R: weft::run (asyncio.run) and weft::Runtime (Runner).
 //
+// Tested elsewhere:
+//   R118 (part) finalising async generators after the tasks:
+//        generator_test.cpp ("R118 ..."); shutting down the default executor
+//        (run()/Runtime::shutdown cancels the task awaiting it, then joins
+//        the pool): executor_test.cpp ("S120 run() cancels a task awaiting
+//        the default pool ...", and S121 for the executor's own shutdown).
+//   R119 (part) Ctrl-C handling (the first SIGINT cancels the main task,
+//        run() raises KeyboardInterrupt): io_signal_test.cpp ("R119 ...").
+//
 // Skipped (with the reason):
-//   R118 (part) finalising async generators and shutting down the default
-//        executor: weft has neither yet.
 //   R119 (part) one contextvars context across run() calls: weft has no
-//        contextvars; Ctrl-C handling (first SIGINT cancels the main task,
-//        KeyboardInterrupt): weft installs no signal handling yet.
+//        contextvars.
 //   R117 (part) a non-coroutine argument -> ValueError: the C++ analogue
 //        tested is an empty (moved-from) Task.
 #include <atomic>

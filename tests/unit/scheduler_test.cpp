@@ -56,12 +56,26 @@ weft::Task<int> nops(int n) {
 
 TEST_CASE("work stealing: tasks spawned by one task run on both workers", "[scheduler]") {
   weft::Runtime rt(workers(2));
+  const weft::Metrics before = rt.metrics();
   std::vector<unsigned> where = rt.block_on(fan_out(400));
+  const weft::Metrics after = rt.metrics();
   unsigned on0 = 0, on1 = 0;
   for (unsigned w : where) (w == 0 ? on0 : on1)++;
   INFO("worker 0 ran " << on0 << ", worker 1 ran " << on1);
   CHECK(on0 > 0);
   CHECK(on1 > 0);
+  // The metrics agree: both workers' tasks_polled went up, each by at least
+  // the cpu_heavy tasks it ran (one step each, counted before the step, and
+  // published to this thread through the tasks' completions).
+  REQUIRE(before.workers.size() == 2);
+  REQUIRE(after.workers.size() == 2);
+  const std::uint64_t polled0 = after.workers[0].tasks_polled - before.workers[0].tasks_polled;
+  const std::uint64_t polled1 = after.workers[1].tasks_polled - before.workers[1].tasks_polled;
+  INFO("tasks_polled went up by " << polled0 << " on worker 0, " << polled1 << " on worker 1");
+  CHECK(polled0 > 0);
+  CHECK(polled1 > 0);
+  CHECK(polled0 >= on0);
+  CHECK(polled1 >= on1);
   weft::WorkerMetrics m = rt.metrics().total();
   INFO("stolen " << m.tasks_stolen << ", steal attempts " << m.steal_attempts << ", parks "
                  << m.parks << ", unparks " << m.unparks << ", wake syscalls " << m.wake_syscalls

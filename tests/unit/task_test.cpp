@@ -18,6 +18,7 @@
 #include <string>
 #include <thread>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "../support/test_helpers.hpp"
@@ -135,6 +136,83 @@ TEST_CASE("C23 spawn outside a worker throws RuntimeError; an empty Task is inva
   CHECK_THROWS_AS(rt.spawn(std::move(t)), std::invalid_argument);
   CHECK_THROWS_AS(weft::run(weft::Task<int>{}), weft::ValueError);
   CHECK(rt.block_on(std::move(stolen)) == 1);
+}
+
+TEST_CASE(
+    "C23 Runtime::spawn from a task on the runtime's own worker: the task runs there and its "
+    "handle can be awaited",
+    "[task][runtime]") {
+  struct Out {
+    int value = 0;
+    std::string name;
+    std::vector<const weft::Loop*> ran_on;
+  };
+  weft::Runtime rt(workers(2));
+  auto child = [](int x) -> weft::Task<std::pair<int, const weft::Loop*>> {
+    co_await weft::yield_now();
+    co_return std::pair<int, const weft::Loop*>(x * 2, weft::Loop::current());
+  };
+  auto main = [](weft::Runtime* r, decltype(child)* mk) -> weft::Task<Out> {
+    Out o;
+    std::vector<weft::JoinHandle<std::pair<int, const weft::Loop*>>> hs;
+    hs.push_back(r->spawn((*mk)(21), weft::SpawnOptions{"inner"}));
+    for (int i = 0; i < 20; ++i) hs.push_back(r->spawn((*mk)(0)));
+    for (auto& h : hs) {
+      auto [v, loop] = co_await h;
+      o.value += v;
+      o.ran_on.push_back(loop);
+    }
+    o.name = hs[0].name();
+    co_return o;
+  };
+  Out o = rt.block_on(main(&rt, &child));
+  CHECK(o.value == 42);
+  CHECK(o.name == "inner");
+  REQUIRE(o.ran_on.size() == 21);
+  for (const weft::Loop* l : o.ran_on) CHECK((l == &rt.loop(0) || l == &rt.loop(1)));
+  CHECK(rt.all_tasks().empty());
+}
+
+TEST_CASE(
+    "C23 Runtime::spawn from a call_soon callback on a worker: nothing runs inside the "
+    "callback, the handle can be awaited",
+    "[task][runtime]") {
+  struct Out {
+    int value = 0;
+    bool callback_on_worker = false, started_inside_callback = true;
+  };
+  // One worker: the child cannot start anywhere while the callback runs, so
+  // "not started when spawn returned" is a fact, not a race.
+  weft::Runtime rt(workers(1));
+  auto child = [](std::atomic<bool>* started) -> weft::Task<int> {
+    started->store(true);
+    co_await weft::yield_now();
+    co_return 42;
+  };
+  auto main = [](weft::Runtime* r, decltype(child)* mk) -> weft::Task<Out> {
+    Out o;
+    std::atomic<bool> started{false};
+    weft::JoinHandle<int> h;
+    weft::Promise<void> spawned;
+    weft::Future<void> spawned_f = spawned.get_future();
+    weft::running_loop().call_soon([&] {
+      try {
+        o.callback_on_worker = weft::Loop::current() == &r->loop(0);
+        h = r->spawn((*mk)(&started));
+        o.started_inside_callback = started.load();
+        spawned.set_result();
+      } catch (...) {
+        spawned.set_exception(std::current_exception());
+      }
+    });
+    co_await spawned_f;
+    o.value = co_await h;
+    co_return o;
+  };
+  Out o = rt.block_on(main(&rt, &child));
+  CHECK(o.callback_on_worker);
+  CHECK_FALSE(o.started_inside_callback);
+  CHECK(o.value == 42);
 }
 
 // ---------------------------------------------------------------------------

@@ -30,8 +30,13 @@
 // spawn() while the group aborts throws RuntimeError("... is shutting down"),
 // after it finished RuntimeError("... is finished"); the refused Task is
 // destroyed unrun (§K 83). Children's handles stay valid after the group.
-// C++ has no BaseException: every exception a child throws counts as an
-// error (§K 82 does not apply).
+// weft::KeyboardInterrupt (runtime.hpp), from a child or from the body, is
+// what asyncio's KeyboardInterrupt/SystemExit is (§K 82): it cancels the
+// other children and the body like any failure, and once every child has
+// finished the first one is re-raised bare, not inside an ExceptionGroup,
+// whatever else failed or was cancelled meanwhile. Every other exception,
+// std:: or not, counts as an ordinary error (C++ has no BaseException, so
+// there is no BaseExceptionGroup).
 //
 // g++ 12: capture by reference ([&]) or only trivially copyable values. g++
 // 12 destroys a lambda temporary of a `co_await` full-expression twice when a
@@ -42,7 +47,8 @@
 // Threads: TaskGroup is a reference-counted handle; copies may be kept by the
 // children and spawn() called from any worker thread while the group runs.
 // task_group() must be awaited inside a weft task. Throws (from the await)
-// ExceptionGroup, CancelledError, RuntimeError, std::bad_alloc.
+// ExceptionGroup, KeyboardInterrupt, CancelledError, RuntimeError,
+// std::bad_alloc.
 #pragma once
 
 #include <exception>
@@ -82,6 +88,7 @@ class GroupState final : public Watch {
   bool propagate_cancel_ = false;
   std::string propagate_message_;
   std::exception_ptr propagate_error_;
+  std::exception_ptr base_error_;  // the first KeyboardInterrupt (§K 82)
   std::vector<std::exception_ptr> errors_;
 };
 
