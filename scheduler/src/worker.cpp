@@ -6,6 +6,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -522,7 +523,10 @@ void Worker::thread_main() {
         spin_long_ && inflight_ == 0
             ? std::chrono::duration_cast<std::chrono::nanoseconds>(rt_.opts.park_spin).count()
             : 0;
-    const std::int64_t spin_until = spin_ns > 0 ? now_ns() + spin_ns : 0;
+    std::int64_t spin_until = spin_ns > 0 ? now_ns() + spin_ns : 0;
+    // A timer due sooner ends the spin (the loop below does not fire timers).
+    if (spin_until != 0 && !timers_.empty())
+      spin_until = std::max<std::int64_t>(1, std::min(spin_until, timers_.top_deadline()));
     for (unsigned spin = 0;; ++spin) {
       found = search();
       if (found || !inbox_.empty() || ready_head_ || !deferred_.empty()) break;
