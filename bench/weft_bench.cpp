@@ -10,6 +10,7 @@
 //              [--global-queue-interval 31] [--event-interval 61]
 //              [--max-searching 0] [--spin-before-park 32]
 //              [--wake-with-eventfd 0|1] [--trim-threshold BYTES]
+//              [--park-spin-us 50] [--blocking-idle-spin-us 50]
 //
 // --workers 0 means all cores (std::thread::hardware_concurrency()), as
 // RuntimeOptions::workers = 0 does; the peers need at least 1.
@@ -58,14 +59,14 @@ struct Args {
 
 [[noreturn]] void usage(const std::string& msg) {
   std::fprintf(stderr, "%s: %s\n", kProg, msg.c_str());
-  std::fprintf(
-      stderr,
-      "usage: %s --workload NAME [--workers 2] [--n N] [--t T] [--y Y] [--p P] [--r R]\n"
-      "       [--depth D] [--seed S] [--ops OPS]\n"
-      "       [--ring-entries 256] [--lifo-slot 0|1] [--lifo-cap 3]\n"
-      "       [--global-queue-interval 31] [--event-interval 61] [--max-searching 0]\n"
-      "       [--spin-before-park 32] [--wake-with-eventfd 0|1] [--trim-threshold BYTES]\n",
-      kProg);
+  std::fprintf(stderr,
+               "usage: %s --workload NAME [--workers 2] [--n N] [--t T] [--y Y] [--p P] [--r R]\n"
+               "       [--depth D] [--seed S] [--ops OPS]\n"
+               "       [--ring-entries 256] [--lifo-slot 0|1] [--lifo-cap 3]\n"
+               "       [--global-queue-interval 31] [--event-interval 61] [--max-searching 0]\n"
+               "       [--spin-before-park 32] [--wake-with-eventfd 0|1] [--trim-threshold BYTES]\n"
+               "       [--park-spin-us 50] [--blocking-idle-spin-us 50]\n",
+               kProg);
   std::exit(2);
 }
 
@@ -133,6 +134,10 @@ Args parse_args(int argc, char** argv) {
       o.wake_with_eventfd = flag();
     else if (key == "--trim-threshold")
       o.trim_threshold = static_cast<std::size_t>(num());
+    else if (key == "--park-spin-us")
+      o.park_spin = std::chrono::microseconds(u32());
+    else if (key == "--blocking-idle-spin-us")
+      o.blocking_idle_spin = std::chrono::microseconds(u32());
     else
       usage("unknown option " + key);
   }

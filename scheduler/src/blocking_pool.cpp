@@ -21,8 +21,11 @@
 // and waking cost 20-30 us here (PLATFORM.md), more than a short blocking
 // call, so a task calling run_in_executor in a loop would otherwise pay a
 // wake-up per call. The spinner polls `queued` (an atomic copy of the queue
-// length) without the lock and leaves the spin under the lock, re-checking
-// the queue, so no job is stranded.
+// length) without the lock with a pause instruction (not sched_yield, whose
+// spinner may not run again for milliseconds on a busy machine) and leaves
+// the spin under the lock, re-checking the queue, so no job is stranded.
+// Only one thread spins at a time: more spinners than cores would take the
+// CPU from the workers that submit the jobs.
 //
 // # Retiring and joining
 // A retiring thread moves its own std::thread into `zombies_` and leaves; the
@@ -87,15 +90,17 @@ void BlockingPoolImpl::thread_main(unsigned id) {
       lk.lock();
     }
     if (shut) break;
-    if (idle_spin.count() > 0) {
+    if (idle_spin.count() > 0 && spinning == 0) {
       ++spinning;
       lk.unlock();
       const TimePoint until = Clock::now() + idle_spin;
       // sched_yield, not a pause loop: on a machine with more runnable
       // threads than cores (2 cores here) the thread we wait for - the
       // worker about to submit the next job - may need this very core.
-      while (queued.load(std::memory_order_relaxed) == 0 && Clock::now() < until)
-        std::this_thread::yield();
+      for (unsigned i = 0; queued.load(std::memory_order_relaxed) == 0; ++i) {
+        __builtin_ia32_pause();
+        if ((i & 63) == 63 && Clock::now() >= until) break;
+      }
       lk.lock();
       --spinning;
       if (!queue.empty()) continue;

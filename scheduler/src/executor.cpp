@@ -81,6 +81,7 @@ std::shared_ptr<Executor> default_executor(Runtime& rt) {
     BlockingPoolOptions bo;
     bo.max_threads = o.blocking_threads;
     bo.keep_alive = o.blocking_keep_alive;
+    bo.idle_spin = o.blocking_idle_spin;
     s.current = std::make_shared<BlockingPool>(std::move(bo));
   }
   return s.current;

@@ -6,6 +6,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -167,6 +168,11 @@ TaskHeader* Worker::next_task() noexcept {
 }
 
 namespace {
+std::int64_t now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
 // Stands in for a hook that has taken responsibility for its wait (see
 // run_task); never called.
 bool absorb_cancel(Suspension*) noexcept { return true; }
@@ -419,7 +425,7 @@ bool Worker::has_work() const noexcept {
 // enough that memory goes back soon after the work is over.
 constexpr std::int64_t kTrimAfterIdleNs = 20'000'000;
 
-void Worker::park() noexcept {
+bool Worker::park() noexcept {
   if (searching_) {
     searching_ = false;
     rt_.num_searching.fetch_sub(1, std::memory_order_acq_rel);
@@ -454,7 +460,11 @@ void Worker::park() noexcept {
     // The waker counted us as searching.
     searching_ = true;
   }
-  if (prev == kNotifiedSearch || prev == kNotifiedDirect) bump(m_.unparks);
+  if (prev == kNotifiedSearch || prev == kNotifiedDirect) {
+    bump(m_.unparks);
+    return true;
+  }
+  return false;
 }
 
 bool Worker::try_unpark(ParkState as) noexcept {
@@ -506,12 +516,25 @@ void Worker::thread_main() {
     if (lifo_ || !expedited_.empty() || !queue_.empty() || ready_head_ || !deferred_.empty())
       continue;
 
-    // Out of local work: search, spin a little, then park.
+    // Out of local work: search, spin a little, then park. After a short
+    // park, and with no I/O in flight, spin for up to park_spin instead.
     TaskHeader* found = nullptr;
-    for (unsigned spin = 0; spin <= rt_.opts.spin_before_park; ++spin) {
+    const std::int64_t spin_ns =
+        spin_long_ && inflight_ == 0
+            ? std::chrono::duration_cast<std::chrono::nanoseconds>(rt_.opts.park_spin).count()
+            : 0;
+    std::int64_t spin_until = spin_ns > 0 ? now_ns() + spin_ns : 0;
+    // A timer due sooner ends the spin (the loop below does not fire timers).
+    if (spin_until != 0 && !timers_.empty())
+      spin_until = std::max<std::int64_t>(1, std::min(spin_until, timers_.top_deadline()));
+    for (unsigned spin = 0;; ++spin) {
       found = search();
       if (found || !inbox_.empty() || ready_head_ || !deferred_.empty()) break;
       if (rt_.stopping.load(std::memory_order_acquire)) break;
+      // The clock is read every 16 rounds only (a vDSO call each).
+      if (spin >= rt_.opts.spin_before_park &&
+          (spin_until == 0 || ((spin & 15) == 0 && now_ns() >= spin_until)))
+        break;
       __builtin_ia32_pause();
     }
     if (found != nullptr) {
@@ -524,7 +547,12 @@ void Worker::thread_main() {
       continue;
     }
     if (rt_.stopping.load(std::memory_order_acquire) && !has_work() && inflight_ == 0) break;
-    park();
+    const std::int64_t parked_at = now_ns();
+    const bool woken = park();
+    spin_long_ =
+        woken &&
+        now_ns() - parked_at <
+            4 * std::chrono::duration_cast<std::chrono::nanoseconds>(rt_.opts.park_spin).count();
   }
   if (searching_) leave_searching();
   // The ring and the eventfd stay open until every worker has stopped

@@ -178,7 +178,8 @@ class Worker final : public Loop {
   bool become_searching() noexcept;
   void leave_searching() noexcept;
   bool has_work() const noexcept;
-  void park() noexcept;
+  // Parks in the ring wait; true if another thread's wake-up ended it.
+  bool park() noexcept;
   void send_wake_to(Worker& target) noexcept;
 
   RuntimeImpl& rt_;
@@ -200,6 +201,9 @@ class Worker final : public Loop {
   bool firing_timers_ = false;  // wakes go to the expedited list
   TaskList expedited_;          // tasks whose timer expired: run first
   std::uint32_t inflight_ = 0;  // user operations awaiting a CQE
+  // The last park ended by a wake-up soon after it began: spin up to
+  // opts.park_spin before the next park (see RuntimeOptions::park_spin).
+  bool spin_long_ = false;
 
   io_uring ring_{};
   bool ring_ready_ = false;

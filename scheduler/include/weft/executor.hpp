@@ -196,14 +196,17 @@ struct BlockingPoolOptions {
   unsigned max_threads = 0;
   /// An idle thread exits after this long. 10 s: Tokio's thread_keep_alive.
   Duration keep_alive = std::chrono::seconds(10);
-  /// A thread out of work yields the CPU in a loop for this long before it
-  /// sleeps, so a task calling run_in_executor in a loop can skip a thread
-  /// wake-up (20-30 us here, PLATFORM.md) per call. 0 (the default): on the
-  /// loaded 2-core machines here, 20-200 us of spinning measured anywhere
-  /// from 2x faster to 30x slower per call (a yielded spinner may not run
-  /// again for milliseconds), while sleeping at once stayed level with
-  /// Tokio's blocking pool, which does not spin either. Measure before use.
-  Duration idle_spin = Duration::zero();
+  /// A thread out of work polls for the next job for this long (a pause
+  /// loop) before it sleeps, so a task calling run_in_executor in a loop
+  /// skips a thread wake-up (20-30 us here, PLATFORM.md) per call. One
+  /// thread of the pool spins at a time; the others sleep at once, so idle
+  /// threads cannot crowd a 2-core machine. An earlier version yielded the
+  /// CPU while spinning and measured anywhere from 2x faster to 30x slower (a
+  /// yielded spinner may not run again for milliseconds); the pause loop
+  /// with one spinner, together with the workers' RuntimeOptions::park_spin,
+  /// took blocking_seq from 1.33x Tokio's spawn_blocking to 0.26x. 0 = sleep
+  /// at once.
+  Duration idle_spin = std::chrono::microseconds(50);
   /// Threads are named "<prefix>-<N>" (cut to the 15 bytes Linux keeps).
   std::string thread_name = "weft-blocking";
 };

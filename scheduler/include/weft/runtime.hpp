@@ -67,6 +67,16 @@ struct RuntimeOptions {
   /// the ring wait. Parking and waking cost 20-30 us on these machines
   /// (PLATFORM.md), so a short spin saves that on bursty message passing.
   unsigned spin_before_park = 32;
+  /// After a park that a wake-up ended within 4x this time (so work tends to
+  /// arrive from other threads soon after the worker runs dry: a blocking
+  /// pool's results, a foreign producer), the worker keeps spinning for up
+  /// to this long before it parks again, while it has no I/O in flight (a
+  /// ring's completions are only seen by entering the kernel). A park and
+  /// its wake-up cost 20-30 us here (PLATFORM.md); 50 us covers a blocking
+  /// pool round trip with room to spare (measured: blocking_seq 2x faster).
+  /// A long park turns the spin off until the next short one, so an idle
+  /// runtime spins at most once per idle period. 0 = never.
+  Duration park_spin = std::chrono::microseconds(50);
   /// When at least this many bytes of task frames went back to malloc since
   /// the last trim, malloc_trim(0) gives them back to the OS (glibc keeps
   /// freed memory otherwise, so a burst of a million finished or cancelled
@@ -100,6 +110,9 @@ struct RuntimeOptions {
   /// Idle default-executor threads exit after this long; 10 s as Tokio's
   /// blocking pool (thread_keep_alive).
   Duration blocking_keep_alive = std::chrono::seconds(10);
+  /// A default-executor thread out of work spins this long before it sleeps
+  /// (BlockingPoolOptions::idle_spin).
+  Duration blocking_idle_spin = std::chrono::microseconds(50);
 };
 
 /// Counters of one worker, read with relaxed loads (approximate while the
