@@ -23,7 +23,8 @@
 // Executors provided:
 //   BlockingPool  asyncio's default ThreadPoolExecutor: threads started on
 //                 demand up to max_threads (default min(32, cores + 4), as
-//                 Python 3.8+), named "weft-blocking-N", retiring after
+//                 Python 3.8+), named "weft-blocking-N" (N from 0, the
+//                 lowest free id; see thread_name), retiring after
 //                 keep_alive idle (default 10 s, Tokio's thread_keep_alive).
 //   CpuPool       a oneTBB task_arena of bounded concurrency, the role of a
 //                 process pool in Python: code on it may itself use TBB's
@@ -204,7 +205,12 @@ struct BlockingPoolOptions {
   /// again for milliseconds), while sleeping at once stayed level with
   /// Tokio's blocking pool, which does not spin either. Measure before use.
   Duration idle_spin = Duration::zero();
-  /// Threads are named "<prefix>-<N>" (cut to the 15 bytes Linux keeps).
+  /// Threads are named "<prefix>-<N>", N the lowest id no live thread of the
+  /// pool holds (0 <= N < max_threads; a retired thread's id is reused).
+  /// Linux keeps 15 bytes of a thread name: when "<prefix>-<N>" is longer,
+  /// the prefix is cut (never N, and never inside a UTF-8 sequence), so the
+  /// names of a pool's live threads stay distinct: "weft-blocking-9",
+  /// "weft-blockin-10".
   std::string thread_name = "weft-blocking";
 };
 
