@@ -6,7 +6,8 @@
 //   S121 (part) set_default_executor TypeError for a non-ThreadPoolExecutor:
 //        weft's interface is typed (std::shared_ptr<Executor>); any executor
 //        is accepted and null is refused (checked below).
-//   S122 (part) a non-coroutine -> TypeError: a compile error in C++.
+//   S122 (part) a non-coroutine -> TypeError: a compile error in C++ (an
+//        empty Task throws std::invalid_argument, checked below).
 //   S122 (part) to_thread passes kwargs and contextvars: C++ has no kwargs
 //        and weft no contextvars; argument passing is checked.
 //
@@ -585,6 +586,14 @@ TEST_CASE("S122 run_coroutine_threadsafe carries the task's exception", "[execut
   };
   weft::Future<int> f = weft::run_coroutine_threadsafe(coro(), rt);
   CHECK_THROWS_AS(f.get(), std::logic_error);
+}
+
+TEST_CASE("S122 run_coroutine_threadsafe of an empty Task throws std::invalid_argument",
+          "[executor][threads]") {
+  // asyncio raises TypeError for a non-coroutine; a C++ caller can only pass
+  // an empty (moved-from or default) Task.
+  weft::Runtime rt(workers(1));
+  CHECK_THROWS_AS(weft::run_coroutine_threadsafe(weft::Task<int>{}, rt), std::invalid_argument);
 }
 
 TEST_CASE("S122 result(timeout) expiring raises TimeoutError", "[executor][threads]") {

@@ -437,7 +437,8 @@ Task<void> run_threadsafe_body(Task<T> task, Promise<T> p) {
 /// asyncio.run_coroutine_threadsafe: spawns `task` on `rt` (from any
 /// thread, typically a foreign one) and returns a future carrying its
 /// outcome. Cancelling the future cancels the task (§S 122).
-/// Throws RuntimeError if `rt` has shut down.
+/// Throws std::invalid_argument for an empty Task (asyncio: TypeError for a
+/// non-coroutine) and RuntimeError if `rt` has shut down.
 template <class T>
 Future<T> run_coroutine_threadsafe(Task<T> task, Runtime& rt) {
   if (!task.valid()) throw std::invalid_argument("weft::run_coroutine_threadsafe: empty Task");
