@@ -29,9 +29,10 @@
 // `threads`, only when a thread starts, which costs far more), so ids stay
 // below max_threads and a retired thread's id is reused rather than counting
 // up for ever. (A retiring thread gives its id back when it leaves `threads`,
-// just before it exits, so its successor may briefly share its name.) The name is "<prefix>-<id>";
-// Linux keeps 15 bytes, and when that does not fit, the prefix is cut, not the number: the digits
-// after the last '-' are the id, so names within a pool stay distinct.
+// just before it exits, so its successor may briefly share its name.) The
+// name is "<prefix>-<id>"; Linux keeps 15 bytes, and when that does not fit,
+// the prefix is cut, not the number: the digits after the last '-' are the
+// id, so names within a pool stay distinct.
 //
 // # Retiring and joining
 // A retiring thread moves its own std::thread into `zombies_` and leaves; the
