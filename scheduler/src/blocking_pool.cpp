@@ -27,6 +27,16 @@
 // Only one thread spins at a time: more spinners than cores would take the
 // CPU from the workers that submit the jobs.
 //
+// # Thread ids and names
+// A new thread takes the lowest id no live thread holds (a scan of
+// `threads`, only when a thread starts, which costs far more), so ids stay
+// below max_threads and a retired thread's id is reused rather than counting
+// up for ever. (A retiring thread gives its id back when it leaves `threads`,
+// just before it exits, so its successor may briefly share its name.) The
+// name is "<prefix>-<id>"; Linux keeps 15 bytes, and when that does not fit,
+// the prefix is cut, not the number: the digits after the last '-' are the
+// id, so names within a pool stay distinct.
+//
 // # Retiring and joining
 // A retiring thread moves its own std::thread into `zombies_` and leaves; the
 // next thread start or shutdown joins zombies outside the lock. shutdown(wait)
@@ -62,7 +72,6 @@ struct BlockingPoolImpl : std::enable_shared_from_this<BlockingPoolImpl> {
   unsigned live = 0;
   unsigned idle = 0;
   unsigned wakeups = 0;
-  unsigned next_id = 0;
   bool shut = false;
   Duration keep_alive{};
   Duration idle_spin{};
@@ -70,13 +79,36 @@ struct BlockingPoolImpl : std::enable_shared_from_this<BlockingPoolImpl> {
 
   void thread_main(unsigned id);
   std::vector<std::thread> take_zombies() { return std::exchange(zombies, {}); }
+  /// The lowest id no live thread holds. Caller holds mu.
+  unsigned free_id() const {
+    unsigned id = 0;
+    while (threads.count(id) != 0) ++id;
+    return id;
+  }
 };
+
+namespace {
+
+// The longest thread name Linux keeps (TASK_COMM_LEN 16 with the NUL);
+// pthread_setname_np rejects a longer one with ERANGE.
+constexpr std::size_t kThreadNameMax = 15;
+
+/// "<prefix>-<id>", the prefix cut to fit kThreadNameMax (see the essay).
+std::string thread_name_for(const std::string& prefix, unsigned id) {
+  const std::string suffix = "-" + std::to_string(id);
+  std::size_t keep = std::min(prefix.size(), kThreadNameMax - suffix.size());
+  // Do not leave half of a UTF-8 sequence (continuation bytes are 10xxxxxx).
+  while (keep > 0 && keep < prefix.size() &&
+         (static_cast<unsigned char>(prefix[keep]) & 0xC0) == 0x80)
+    --keep;
+  return prefix.substr(0, keep) + suffix;
+}
+
+}  // namespace
 
 void BlockingPoolImpl::thread_main(unsigned id) {
   tl_blocking_pool = this;
-  std::string n = name + "-" + std::to_string(id);
-  if (n.size() > 15) n.resize(15);  // Linux keeps 15 bytes and rejects longer
-  pthread_setname_np(pthread_self(), n.c_str());
+  pthread_setname_np(pthread_self(), thread_name_for(name, id).c_str());
 
   std::unique_lock<std::mutex> lk(mu);
   for (;;) {
@@ -171,7 +203,7 @@ void BlockingPool::execute(Job job) {
       ++p.wakeups;
       p.work_cv.notify_one();
     } else if (p.live < p.max_threads) {
-      unsigned id = ++p.next_id;
+      const unsigned id = p.free_id();
       // Each thread co-owns the impl, so a pool destroyed on one of its own
       // threads (which cannot join itself) is freed when that thread ends.
       p.threads.emplace(id, std::thread([self = impl_, id] { self->thread_main(id); }));

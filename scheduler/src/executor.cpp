@@ -7,6 +7,8 @@
 // set_default_executor are shut down without waiting and kept, so that the
 // last reference to a pool is never dropped on a worker thread (its
 // destructor joins threads); the runtime's end sequence waits for them all.
+#include <atomic>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -22,6 +24,10 @@ struct ExecutorState {
   std::vector<std::shared_ptr<Executor>> retired;  // replaced, shut down, not yet joined
   std::vector<std::thread> helpers;                // shutdown_default_executor's waits
   bool shut = false;
+  // Set with `shut`, before anyone waits for the executors' threads; shared
+  // with wrap_future's jobs, which may outlive the runtime on an executor
+  // whose shutdown does not wait.
+  std::shared_ptr<std::atomic<bool>> stopping = std::make_shared<std::atomic<bool>>(false);
 };
 
 ExecutorSlot::~ExecutorSlot() { delete state.load(std::memory_order_acquire); }
@@ -51,6 +57,12 @@ std::shared_ptr<Executor> current_default_executor() {
   return default_executor(current_impl().facade);
 }
 
+std::shared_ptr<const std::atomic<bool>> current_default_executor_stopping() {
+  ExecutorState& s = state_of(current_impl());
+  std::lock_guard<std::mutex> g(s.mu);
+  return s.stopping;
+}
+
 void shutdown_executors(RuntimeImpl& rt) {
   ExecutorState& s = state_of(rt);
   std::shared_ptr<Executor> cur;
@@ -59,6 +71,8 @@ void shutdown_executors(RuntimeImpl& rt) {
   {
     std::lock_guard<std::mutex> g(s.mu);
     s.shut = true;
+    // relaxed: see WaitStdFuture (executor.hpp); the flag publishes no data.
+    s.stopping->store(true, std::memory_order_relaxed);
     cur = std::move(s.current);
     retired = std::move(s.retired);
     helpers = std::move(s.helpers);
@@ -110,6 +124,7 @@ Future<void> shutdown_default_executor(Runtime& rt) {
   Future<void> f = p.get_future();
   std::lock_guard<std::mutex> g(s.mu);
   s.shut = true;
+  s.stopping->store(true, std::memory_order_relaxed);  // relaxed: as in shutdown_executors
   std::shared_ptr<Executor> cur = std::move(s.current);
   if (!cur) {
     p.set_result();

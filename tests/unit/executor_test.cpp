@@ -6,7 +6,8 @@
 //   S121 (part) set_default_executor TypeError for a non-ThreadPoolExecutor:
 //        weft's interface is typed (std::shared_ptr<Executor>); any executor
 //        is accepted and null is refused (checked below).
-//   S122 (part) a non-coroutine -> TypeError: a compile error in C++.
+//   S122 (part) a non-coroutine -> TypeError: a compile error in C++ (an
+//        empty Task throws std::invalid_argument, checked below).
 //   S122 (part) to_thread passes kwargs and contextvars: C++ has no kwargs
 //        and weft no contextvars; argument passing is checked.
 //
@@ -25,8 +26,10 @@
 #include <cstring>
 #include <fstream>
 #include <future>
+#include <latch>
 #include <mutex>
 #include <numeric>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -81,6 +84,32 @@ struct Gauge {
     cv.wait(lk, [&] { return started >= n; });
   }
 };
+
+/// The names of the threads that run `n` jobs on `pool` which all block
+/// until every one of them has started (so each holds its own thread).
+std::set<std::string> names_of_n_blocked_threads(weft::BlockingPool& pool, int n) {
+  std::latch all_in(n);
+  std::mutex mu;
+  std::set<std::string> names;
+  std::vector<weft::Future<void>> fs;
+  for (int i = 0; i < n; ++i)
+    fs.push_back(pool.submit([&] {
+      {
+        std::lock_guard<std::mutex> g(mu);
+        names.insert(thread_name());
+      }
+      all_in.arrive_and_wait();
+    }));
+  for (auto& f : fs) f.get();
+  return names;
+}
+
+/// The N of a "<prefix>-<N>" thread name (-1 if it has none).
+int id_of(const std::string& name) {
+  const std::size_t dash = name.rfind('-');
+  if (dash == std::string::npos || dash + 1 == name.size()) return -1;
+  return std::stoi(name.substr(dash + 1));
+}
 
 /// A user executor: one thread per job (the simplest correct executor).
 struct ThreadPerJob final : weft::Executor {
@@ -247,17 +276,18 @@ TEST_CASE("S120 run_in_executor(nullptr, ...) outside a runtime throws RuntimeEr
 
 TEST_CASE("S121 the default executor is created lazily, threads named weft-blocking-N",
           "[executor]") {
-  REQUIRE(threads_named("weft-blocking") == 0);
+  // "weft-blockin": threads 10 and up are "weft-blockin-N" (15-byte names).
+  REQUIRE(threads_named("weft-blockin") == 0);
   weft::Runtime rt(workers(1));
-  CHECK(threads_named("weft-blocking") == 0);  // no pool until first use
+  CHECK(threads_named("weft-blockin") == 0);  // no pool until first use
   auto main = []() -> weft::Task<std::string> {
     co_return co_await weft::run_in_executor(nullptr, [] { return thread_name(); });
   };
   std::string name = rt.block_on(main());
   CHECK(name.rfind("weft-blocking-", 0) == 0);
-  CHECK(threads_named("weft-blocking") >= 1);
+  CHECK(threads_named("weft-blockin") >= 1);
   rt.shutdown();
-  CHECK(threads_named("weft-blocking") == 0);  // §R 118: shut down with the runtime
+  CHECK(threads_named("weft-blockin") == 0);  // §R 118: shut down with the runtime
   CHECK_THROWS_WITH(weft::default_executor(rt), "Executor shutdown has been called");
 }
 
@@ -330,6 +360,37 @@ TEST_CASE("BlockingPool idle threads retire after keep_alive", "[executor]") {
   // Waits for the retirement itself (a condition, not a duration).
   while (pool.threads() != 0) std::this_thread::yield();
   CHECK(pool.submit([] { return 2; }).get() == 2);  // a new thread starts on demand
+}
+
+TEST_CASE("BlockingPool threads take the lowest free id; a long name cuts the prefix, not N",
+          "[executor]") {
+  weft::BlockingPoolOptions o;
+  o.max_threads = 12;
+  o.keep_alive = 1ms;
+  weft::BlockingPool pool(o);
+  // 12 jobs blocked at once hold 12 threads: 12 distinct names, ids 0..11.
+  std::set<std::string> names = names_of_n_blocked_threads(pool, 12);
+  CHECK(names.size() == 12);
+  std::set<int> ids;
+  for (const auto& n : names) {
+    CHECK(n.size() <= 15);
+    CHECK(n.rfind("weft-blockin", 0) == 0);
+    ids.insert(id_of(n));
+  }
+  CHECK(ids == std::set<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11});
+  CHECK(names.count("weft-blocking-9") == 1);  // fits in 15 bytes as is
+  CHECK(names.count("weft-blockin-10") == 1);  // the prefix gives way to the number
+  CHECK(names.count("weft-blockin-11") == 1);
+
+  // Every thread retires (keep_alive 1 ms); the bound only keeps a broken
+  // retirement from hanging the test, it is not what is checked.
+  const auto give_up = std::chrono::steady_clock::now() + 30s;
+  while (pool.threads() != 0 && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::yield();
+  REQUIRE(pool.threads() == 0);
+  // Their successors reuse the low ids instead of counting on from 12.
+  CHECK(names_of_n_blocked_threads(pool, 3) ==
+        std::set<std::string>{"weft-blocking-0", "weft-blocking-1", "weft-blocking-2"});
 }
 
 TEST_CASE("BlockingPool shutdown: new jobs refused; cancel_pending cancels queued futures",
@@ -525,6 +586,14 @@ TEST_CASE("S122 run_coroutine_threadsafe carries the task's exception", "[execut
   };
   weft::Future<int> f = weft::run_coroutine_threadsafe(coro(), rt);
   CHECK_THROWS_AS(f.get(), std::logic_error);
+}
+
+TEST_CASE("S122 run_coroutine_threadsafe of an empty Task throws std::invalid_argument",
+          "[executor][threads]") {
+  // asyncio raises TypeError for a non-coroutine; a C++ caller can only pass
+  // an empty (moved-from or default) Task.
+  weft::Runtime rt(workers(1));
+  CHECK_THROWS_AS(weft::run_coroutine_threadsafe(weft::Task<int>{}, rt), std::invalid_argument);
 }
 
 TEST_CASE("S122 result(timeout) expiring raises TimeoutError", "[executor][threads]") {

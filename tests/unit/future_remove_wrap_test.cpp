@@ -6,6 +6,8 @@
 // count is summed over the handles.
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <cstdio>
+#include <cstdlib>
 #include <future>
 #include <string>
 #include <thread>
@@ -14,6 +16,7 @@
 #include "../support/test_helpers.hpp"
 #include "../support/tsan_exception_ptr.hpp"
 
+using namespace std::chrono_literals;
 using weft_test::workers;
 
 namespace {
@@ -141,6 +144,70 @@ TEST_CASE("B21 wrap_future of a std::future carries its exception", "[future][ex
     co_return "no error";
   };
   CHECK(weft::run(main(), workers(1)) == "boom");
+}
+
+TEST_CASE("B21 Runtime::shutdown returns although a wrapped std::future never completes",
+          "[future][executor][shutdown]") {
+  std::promise<int> never;  // outlives the runtime: pending all through its shutdown
+  weft::Runtime rt(workers(1));
+  weft::Future<int> w = rt.block_on([](std::future<int> f) -> weft::Task<weft::Future<int>> {
+    co_return weft::wrap_future(std::move(f));
+  }(never.get_future()));
+  // The shutdown runs on a thread so that a hang fails here, within a bound
+  // far above its few milliseconds, rather than at ctest's TIMEOUT.
+  std::promise<void> returned;
+  std::future<void> r = returned.get_future();
+  std::thread t([&] {
+    rt.shutdown();
+    returned.set_value();
+  });
+  if (r.wait_for(60s) != std::future_status::ready) {
+    std::fprintf(stderr, "Runtime::shutdown hung on a wrapped std::future\n");
+    std::abort();  // the hung thread can be neither joined nor stopped
+  }
+  t.join();
+  REQUIRE(w.done());
+  CHECK(w.cancelled());  // the wait gave up: the wrapper says so
+}
+
+TEST_CASE("B21 shutdown_default_executor cancels a wrapper whose std::future never completes",
+          "[future][executor][shutdown]") {
+  std::promise<int> never;  // outlives the runtime
+  auto main = [](std::future<int> f) -> weft::Task<bool> {
+    weft::Future<int> w = weft::wrap_future(std::move(f));
+    co_await weft::shutdown_default_executor();  // waits for the pool's threads
+    co_return w.cancelled();
+  };
+  CHECK(weft::run(main(never.get_future()), workers(1)));
+}
+
+TEST_CASE("B21 cancelling the task awaiting a wrapped std::future releases the pool thread",
+          "[future][executor][cancel]") {
+  std::promise<int> never;  // outlives the runtime: only the cancel can end the wait
+  weft::RuntimeOptions o = workers(2);
+  o.blocking_threads = 1;  // the next job can run only once the wait let go of the thread
+  weft::Runtime rt(o);
+  std::promise<void> wrapped;
+  auto body = [](std::future<int> f, std::promise<void>* ready) -> weft::Task<int> {
+    weft::Future<int> w = weft::wrap_future(std::move(f));
+    ready->set_value();
+    co_return co_await w;  // a cancel from here on reaches w (§C 25, 30)
+  };
+  weft::JoinHandle<int> h = rt.spawn(body(never.get_future(), &wrapped));
+  wrapped.get_future().wait();
+  h.cancel();
+  CHECK(rt.block_on([](weft::JoinHandle<int> t) -> weft::Task<bool> {
+    try {
+      (void)co_await t;
+    } catch (const weft::CancelledError&) {
+      co_return true;
+    }
+    co_return false;
+  }(h)));
+  // The pool's only thread runs this job once the wrapper's wait has given
+  // up; still waiting on `never`, get() would throw TimeoutError.
+  weft::Future<int> next = weft::default_executor(rt)->submit([] { return 7; });
+  CHECK(next.get(30s) == 7);
 }
 
 TEST_CASE("B21 wrap_future of a future of this runtime returns the same future", "[future]") {

@@ -67,17 +67,24 @@ int64_t chained_spawn(tbb::task_arena& arena, int64_t n) {
     return ns;
 }
 
-// cpu_fanout: the sum of n uint32 values (value i & 1023) in p chunks of
-// n/p: a simple_partitioner with grain n/p splits the range into p pieces.
+// cpu_fanout: the sum of n uint32 values (value i & 1023) in exactly `chunks`
+// chunks, chunk c being [n*c/chunks, n*(c+1)/chunks) as on weft's side
+// (bench/weft_bench.cpp cpu_fanout_root). parallel_reduce runs over the chunk
+// indices with grain 1 and a simple_partitioner, which splits a range until
+// it is no longer than the grain: every leaf is one chunk. (A grain of n/p
+// over the values, as before, split 100,000,000 into 16,384 leaves: halving
+// stops below the grain, not at it.)
 uint64_t fanout_sum(tbb::task_arena& arena, const std::vector<uint32_t>& data, int64_t n,
                     int64_t chunks) {
     uint64_t total = 0;
-    const size_t grain = static_cast<size_t>(std::max<int64_t>(1, n / chunks));
     arena.execute([&] {
         total = tbb::parallel_reduce(
-            tbb::blocked_range<size_t>(0, static_cast<size_t>(n), grain), uint64_t{0},
-            [&](const tbb::blocked_range<size_t>& r, uint64_t acc) {
-                for (size_t i = r.begin(); i != r.end(); ++i) acc += data[i];
+            tbb::blocked_range<int64_t>(0, chunks, 1), uint64_t{0},
+            [&](const tbb::blocked_range<int64_t>& r, uint64_t acc) {
+                for (int64_t c = r.begin(); c != r.end(); ++c) {
+                    const int64_t b = n * c / chunks, e = n * (c + 1) / chunks;
+                    for (int64_t i = b; i < e; ++i) acc += data[static_cast<size_t>(i)];
+                }
                 return acc;
             },
             [](uint64_t x, uint64_t y) { return x + y; }, tbb::simple_partitioner());
@@ -95,8 +102,8 @@ int main(int argc, char** argv) {
                                                     "timers",       "spawn_idle",   "io_nop",
                                                     "blocking_seq", "blocking_conc"};
         out.str("skipped", suite.count(a.workload)
-                               ? "the TBB peer covers spawn_many and chained_spawn only: "
-                                 "TBB tasks cannot suspend, sleep or yield"
+                               ? "the TBB peer covers spawn_many, chained_spawn and cpu_fanout "
+                                 "only: TBB tasks cannot suspend, sleep or yield"
                                : "unknown workload");
         out.print();
         return 0;
@@ -120,8 +127,9 @@ int main(int argc, char** argv) {
         out.timing(peer::now_ns() - t0, chunks);
         out.integer("sum", static_cast<int64_t>(sum));
         out.str("note",
-                "tbb::parallel_reduce over n values in p chunks (simple_partitioner, grain n/p) "
-                "inside task_arena::execute; ns_per_op per chunk");
+                "tbb::parallel_reduce over the p chunk indices (grain 1, simple_partitioner: "
+                "one leaf per chunk of n/p values) inside task_arena::execute; ns_per_op per "
+                "chunk");
     } else if (a.workload == "spawn_many") {
         int64_t n = a.n < 0 ? 1000000 : a.n;
         out.integer("n", n);

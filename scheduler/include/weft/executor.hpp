@@ -23,7 +23,8 @@
 // Executors provided:
 //   BlockingPool  asyncio's default ThreadPoolExecutor: threads started on
 //                 demand up to max_threads (default min(32, cores + 4), as
-//                 Python 3.8+), named "weft-blocking-N", retiring after
+//                 Python 3.8+), named "weft-blocking-N" (N from 0, the
+//                 lowest free id; see thread_name), retiring after
 //                 keep_alive idle (default 10 s, Tokio's thread_keep_alive).
 //   CpuPool       a oneTBB task_arena of bounded concurrency, the role of a
 //                 process pool in Python: code on it may itself use TBB's
@@ -43,6 +44,8 @@
 // throw RuntimeError("no running event loop") outside one.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <future>
@@ -101,20 +104,14 @@ class Job {
 
 namespace detail {
 
-/// The job submit() builds: runs fn(args...) into a promise. fn and the
-/// arguments are destroyed before the outcome is published, so whoever sees
-/// the future done also sees them gone (as a std::packaged_task would not).
-template <class R, class F, class Args>
-struct SubmitJob final : Job::Body {
+/// A job that completes a promise: destroyed without having run, it
+/// cancels the promise's future, so nobody waits for ever.
+template <class R>
+struct PromiseJob : Job::Body {
   Promise<R> p;
-  std::optional<F> fn;
-  std::optional<Args> args;
   bool ran = false;
-  SubmitJob(Promise<R> pr, F f, Args a) : p(std::move(pr)) {
-    fn.emplace(std::move(f));
-    args.emplace(std::move(a));
-  }
-  ~SubmitJob() override {
+  explicit PromiseJob(Promise<R> pr) : p(std::move(pr)) {}
+  ~PromiseJob() override {
     if (!ran) {
       try {
         p.get_future().cancel("weft: the executor dropped the job before it ran");
@@ -122,13 +119,35 @@ struct SubmitJob final : Job::Body {
       }
     }
   }
+  /// Stores the exception being handled, unless the future is already done
+  /// (cancelled meanwhile: set_result threw InvalidStateError), in which
+  /// case the late outcome is dropped (§S 120).
+  void fail() noexcept {
+    try {
+      if (!p.done()) p.set_exception(std::current_exception());
+    } catch (...) {
+    }
+  }
+};
+
+/// The job submit() builds: runs fn(args...) into a promise. fn and the
+/// arguments are destroyed before the outcome is published, so whoever sees
+/// the future done also sees them gone (as a std::packaged_task would not).
+template <class R, class F, class Args>
+struct SubmitJob final : PromiseJob<R> {
+  std::optional<F> fn;
+  std::optional<Args> args;
+  SubmitJob(Promise<R> pr, F f, Args a) : PromiseJob<R>(std::move(pr)) {
+    fn.emplace(std::move(f));
+    args.emplace(std::move(a));
+  }
   void drop_callable() noexcept {
     args.reset();
     fn.reset();
   }
   void run() noexcept override {
-    ran = true;
-    if (p.done()) {  // cancelled before it started: fn does not run
+    this->ran = true;
+    if (this->p.done()) {  // cancelled before it started: fn does not run
       drop_callable();
       return;
     }
@@ -136,20 +155,15 @@ struct SubmitJob final : Job::Body {
       if constexpr (std::is_void_v<R>) {
         std::apply(*fn, std::move(*args));
         drop_callable();
-        p.set_result();
+        this->p.set_result();
       } else {
         R r = std::apply(*fn, std::move(*args));
         drop_callable();
-        p.set_result(std::move(r));
+        this->p.set_result(std::move(r));
       }
     } catch (...) {
-      // fn threw, or the future was cancelled meanwhile (set_result throws
-      // InvalidStateError): the late outcome is dropped (§S 120).
       drop_callable();
-      try {
-        if (!p.done()) p.set_exception(std::current_exception());
-      } catch (...) {
-      }
+      this->fail();  // fn threw, or the future was cancelled meanwhile
     }
   }
 };
@@ -207,7 +221,12 @@ struct BlockingPoolOptions {
   /// took blocking_seq from 1.33x Tokio's spawn_blocking to 0.26x. 0 = sleep
   /// at once.
   Duration idle_spin = std::chrono::microseconds(50);
-  /// Threads are named "<prefix>-<N>" (cut to the 15 bytes Linux keeps).
+  /// Threads are named "<prefix>-<N>", N the lowest id no live thread of the
+  /// pool holds (0 <= N < max_threads; a retired thread's id is reused).
+  /// Linux keeps 15 bytes of a thread name: when "<prefix>-<N>" is longer,
+  /// the prefix is cut (never N, and never inside a UTF-8 sequence), so the
+  /// names of a pool's live threads stay distinct: "weft-blocking-9",
+  /// "weft-blockin-10".
   std::string thread_name = "weft-blocking";
 };
 
@@ -308,12 +327,95 @@ auto to_thread(F&& fn, A&&... args) {
   return run_in_executor(nullptr, std::forward<F>(fn), std::forward<A>(args)...);
 }
 
+namespace detail {
+
+/// The calling worker's runtime's "default executor shutting down" flag: set
+/// (once, for good) by shutdown_default_executor and by the runtime's end
+/// sequence before they wait for the executor's threads. Jobs that would
+/// otherwise wait for ever (wrap_future's) poll it. Throws as
+/// current_default_executor.
+std::shared_ptr<const std::atomic<bool>> current_default_executor_stopping();
+
+/// How long a wrap_future job waits on its std::future before it looks
+/// again at whether to give up: the longest a cancel or a shutdown waits for
+/// it. Each slice costs one timed futex wake-up (a few us here), so a
+/// pending wrapper takes well under 0.1% of a core.
+inline constexpr std::chrono::milliseconds kStdFutureSlice{10};
+
+/// wrap_future(std::future)'s job: waits on `src` in slices and completes
+/// `p` with its outcome, or gives up (see wrap_future).
+template <class T>
+struct WaitStdFuture final : PromiseJob<T> {
+  std::future<T> src;
+  std::shared_ptr<const std::atomic<bool>> stopping;
+  WaitStdFuture(Promise<T> pr, std::future<T> f, std::shared_ptr<const std::atomic<bool>> stop)
+      : PromiseJob<T>(std::move(pr)), src(std::move(f)), stopping(std::move(stop)) {}
+  void run() noexcept override {
+    this->ran = true;
+    try {
+      if (!src.valid()) throw std::future_error(std::future_errc::no_state);
+      for (;;) {
+        if (this->p.done()) return;  // the wrapper was cancelled: nobody wants the outcome
+        // relaxed: the flag publishes no data; seeing it a slice late is fine.
+        const bool stop = stopping->load(std::memory_order_relaxed);
+        // A ready outcome is delivered even when stopping.
+        const std::future_status st =
+            src.wait_for(stop ? std::chrono::milliseconds(0) : kStdFutureSlice);
+        if (st != std::future_status::timeout) break;  // ready, or deferred: get() runs it
+        if (stop) {
+          this->p.get_future().cancel(
+              "weft::wrap_future: the default executor shut down before the std::future "
+              "completed");
+          return;
+        }
+      }
+      if constexpr (std::is_void_v<T>) {
+        src.get();
+        this->p.set_result();
+      } else {
+        this->p.set_result(src.get());
+      }
+    } catch (...) {
+      this->fail();  // src's exception, or the wrapper was cancelled meanwhile
+    }
+  }
+};
+
+}  // namespace detail
+
 /// asyncio.wrap_future(concurrent_future) for a std::future: a weft future
-/// completed from a default-executor thread that waits on `f`. Cancelling
-/// the wrapper cannot cancel a std::future; it only drops the late outcome.
+/// with `f`'s value or exception, bound to the calling worker's runtime.
+///
+/// A std::future has no completion callback, so a thread of the runtime's
+/// default executor waits on it, in slices of kStdFutureSlice (10 ms).
+/// Between slices the wait stops
+///   - when the wrapper is done: cancelled, directly or because the task
+///     awaiting it was cancelled (§C 25). `f` cannot be cancelled; it is
+///     dropped, and its outcome goes nowhere;
+///   - when the default executor shuts down (shutdown_default_executor,
+///     run() or Runtime::shutdown): the wrapper is cancelled, unless `f` is
+///     ready by then.
+/// So a std::future that never completes holds a pool thread only until
+/// one of those, and never makes a shutdown hang; the price is one timed
+/// wake-up per slice while it is pending. Rejected: a detached thread per
+/// wrapper (it would outlive the runtime, with nobody to join it), and
+/// waiting on the std::future and a condition variable at once (there is no
+/// such wait). Not interruptible: a deferred `f` (std::launch::deferred)
+/// runs its function on the pool thread, as get() does; and destroying a
+/// std::future from std::async blocks until its function returns.
+///
+/// Throws RuntimeError("no running event loop") off a worker, and
+/// RuntimeError after shutdown_default_executor. Threads: a runtime's
+/// workers (tasks).
 template <class T>
 Future<T> wrap_future(std::future<T> f) {
-  return run_in_executor(nullptr, [f = std::move(f)]() mutable { return f.get(); });
+  std::shared_ptr<Executor> ex = detail::current_default_executor();
+  std::shared_ptr<const std::atomic<bool>> stopping = detail::current_default_executor_stopping();
+  Promise<T> p;
+  Future<T> out = p.get_future();
+  ex->execute(Job(std::unique_ptr<Job::Body>(
+      new detail::WaitStdFuture<T>(std::move(p), std::move(f), std::move(stopping)))));
+  return out;
 }
 
 namespace detail {
@@ -338,7 +440,8 @@ Task<void> run_threadsafe_body(Task<T> task, Promise<T> p) {
 /// asyncio.run_coroutine_threadsafe: spawns `task` on `rt` (from any
 /// thread, typically a foreign one) and returns a future carrying its
 /// outcome. Cancelling the future cancels the task (§S 122).
-/// Throws RuntimeError if `rt` has shut down.
+/// Throws std::invalid_argument for an empty Task (asyncio: TypeError for a
+/// non-coroutine) and RuntimeError if `rt` has shut down.
 template <class T>
 Future<T> run_coroutine_threadsafe(Task<T> task, Runtime& rt) {
   if (!task.valid()) throw std::invalid_argument("weft::run_coroutine_threadsafe: empty Task");
