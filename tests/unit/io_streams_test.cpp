@@ -130,6 +130,118 @@ TEST_CASE("Q109 at_eof is true only after feed_eof and an empty buffer", "[io][s
   CHECK(r == std::vector<bool>{false, false, false, false, true});
 }
 
+TEST_CASE("Q109 async for (lines()) yields lines across chunks until EOF, the last one partial",
+          "[io][streams]") {
+  auto r = run1([]() -> weft::Task<std::vector<std::string>> {
+    StreamReader rd;
+    auto feeder = [](StreamReader x) -> weft::Task<void> {
+      for (const char* chunk : {"ab", "c\nde", "f\n\ng", "h"}) {
+        x.feed_data(chunk);
+        co_await weft::yield_now();
+      }
+      x.feed_eof();
+    };
+    // The generator keeps its own handle: the reader it came from may go.
+    auto lines = [](StreamReader copy) { return copy.lines(); }(rd);
+    auto h = weft::spawn(feeder(rd));
+    std::vector<std::string> out;
+    while (auto line = co_await lines.next()) out.push_back(*line);
+    co_await h;
+    out.push_back(lines.finished() ? "finished" : "not finished");
+    out.push_back((co_await lines.next()).has_value() ? "more" : "nothing more");
+    out.push_back(rd.at_eof() ? "at_eof" : "not at_eof");
+    co_return out;
+  });
+  CHECK(r == std::vector<std::string>{"abc\n", "def\n", "\n", "gh", "finished", "nothing more",
+                                      "at_eof"});
+}
+
+TEST_CASE("Q109 async for (lines()) at EOF with nothing buffered yields nothing", "[io][streams]") {
+  auto n = run1([]() -> weft::Task<int> {
+    StreamReader rd;
+    rd.feed_eof();
+    auto lines = rd.lines();
+    int count = 0;
+    while (auto line = co_await lines.next()) ++count;
+    co_return count;
+  });
+  CHECK(n == 0);
+}
+
+TEST_CASE("Q109 async for (lines()) over a socketpair: lines split across writes, then EOF",
+          "[io][streams]") {
+  auto r = weft::run(
+      []() -> weft::Task<std::vector<std::string>> {
+        auto [a, b] = socket_pair();
+        auto [ra, wa] = weft::io::open_stream(a);
+        auto [rb, wb] = weft::io::open_stream(b);
+        auto writer = [](StreamWriter w) -> weft::Task<void> {
+          for (const char* part : {"first li", "ne\nsecond line\nthi", "rd"}) {
+            w.write(part);
+            co_await w.drain();
+            co_await weft::yield_now();
+          }
+          w.close();
+          co_await w.wait_closed();
+        };
+        auto h = weft::spawn(writer(wb));
+        std::vector<std::string> out;
+        auto lines = ra.lines();
+        while (auto line = co_await lines.next()) out.push_back(*line);
+        co_await h;
+        co_return out;
+      }(),
+      workers(2));
+  CHECK(r == std::vector<std::string>{"first line\n", "second line\n", "third"});
+}
+
+TEST_CASE("Q109 closing async for (lines()) early leaves the lines it did not yield",
+          "[io][streams]") {
+  auto r = run1([]() -> weft::Task<std::vector<std::string>> {
+    StreamReader rd;
+    rd.feed_data("one\ntwo\nthree\nfour\n");
+    rd.feed_eof();
+    std::vector<std::string> out;
+    auto first = rd.lines();
+    out.push_back(*co_await first.next());
+    co_await first.aclose();  // asyncio: break out of the async for
+    out.push_back(first.finished() ? "closed" : "open");
+    out.push_back((co_await first.next()).has_value() ? "more" : "nothing more");
+    out.push_back(co_await rd.readline());  // read nothing ahead: "two" is still there
+    {
+      auto second = rd.lines();
+      out.push_back(*co_await second.next());
+    }  // dropped while suspended at its co_yield
+    out.push_back(co_await rd.readline());
+    out.push_back(co_await rd.readline());  // EOF
+    co_return out;
+  });
+  CHECK(r == std::vector<std::string>{"one\n", "closed", "nothing more", "two\n", "three\n",
+                                      "four\n", ""});
+}
+
+TEST_CASE("Q109 async for (lines()) raises readline's ValueError for an over-long line, then ends",
+          "[io][streams]") {
+  auto r = run1([]() -> weft::Task<std::vector<std::string>> {
+    StreamReader rd(4);
+    rd.feed_data("ok\ntoo long\nnext\n");
+    rd.feed_eof();
+    std::vector<std::string> out;
+    auto lines = rd.lines();
+    out.push_back(*co_await lines.next());
+    try {
+      (void)co_await lines.next();
+      out.push_back("no error");
+    } catch (const weft::ValueError&) {
+      out.push_back("ValueError");
+    }
+    out.push_back(lines.finished() ? "finished" : "not finished");
+    out.push_back(co_await rd.readline());  // the long line was dropped, as readline does
+    co_return out;
+  });
+  CHECK(r == std::vector<std::string>{"ok\n", "ValueError", "finished", "next\n"});
+}
+
 TEST_CASE(
     "Q110 readline limit: a line of limit bytes passes, a longer one is a ValueError and "
     "is dropped",
