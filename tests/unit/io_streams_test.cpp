@@ -80,6 +80,41 @@ TEST_CASE("Q108 read(-1) reads to EOF, and a read at EOF returns empty", "[io][s
   CHECK(r == std::vector<std::string>{"chunk1\nchunk2", ""});
 }
 
+TEST_CASE("Q108 test_readexactly_limit: readexactly(n) is not bounded by the limit",
+          "[io][streams]") {
+  // CPython's test: limit=3, feed b'chunk', readexactly(5) -> b'chunk', empty buffer.
+  auto fed = run1([]() -> weft::Task<std::pair<std::string, bool>> {
+    StreamReader rd(3);
+    rd.feed_data("chunk");
+    std::string got = co_await rd.readexactly(5);
+    rd.feed_eof();
+    co_return std::pair<std::string, bool>(got, rd.at_eof());
+  });
+  CHECK(fed.first == "chunk");
+  CHECK(fed.second);  // nothing left in the buffer
+
+  // A connected reader pulls at most `limit` bytes per read: readexactly(n)
+  // with n far above the limit has to pull many times, and leaves the extra.
+  auto conn = weft::run(
+      []() -> weft::Task<std::pair<std::string, std::string>> {
+        auto [a, b] = socket_pair();
+        auto [ra, wa] = weft::io::open_stream(a, 16);
+        auto [rb, wb] = weft::io::open_stream(b);
+        std::string data;
+        for (int i = 0; i < 1000; ++i) data += static_cast<char>('a' + i % 26);
+        wb.write(data);
+        wb.write("tail");
+        wb.close();
+        co_await wb.wait_closed();
+        std::string got = co_await ra.readexactly(1000);
+        std::string rest = co_await ra.read(-1);
+        co_return std::pair<std::string, std::string>(got == data ? "all 1000" : got, rest);
+      }(),
+      workers(2));
+  CHECK(conn.first == "all 1000");
+  CHECK(conn.second == "tail");
+}
+
 TEST_CASE("Q108 read(n) waits for at least one byte", "[io][streams]") {
   auto r = run1([]() -> weft::Task<std::string> {
     StreamReader rd;
