@@ -11,6 +11,7 @@
 
 #include <catch2/catch.hpp>
 #include <cerrno>
+#include <chrono>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -643,6 +644,59 @@ TEST_CASE("Q115 drain waits above the high-water mark until the peer reads", "[i
       workers(2));
   CHECK(r.first == (8u << 20));
   CHECK(r.second <= StreamWriter::kDefaultHighWater);
+}
+
+TEST_CASE("Q115 test_multiple_drain: every drain() waiting at once resumes at the low-water mark",
+          "[io][streams]") {
+  struct Out {
+    int waiting_before_read = 0;  // drainers suspended in drain() when the peer starts reading
+    int done_before_read = 0;     // drainers that had already returned by then (must be 0)
+    std::vector<std::size_t> buffered_at_resume;
+    std::size_t got = 0;
+  };
+  constexpr int kDrainers = 3;
+  constexpr std::size_t kLow = 16 * 1024;
+  // One worker: a drainer that has started and not finished is suspended in
+  // drain() (it registers before its first suspension), so counting them
+  // from the reading task needs no sleep.
+  auto o = run1([]() -> weft::Task<Out> {
+    auto [a, b] = socket_pair();
+    auto [ra, wa] = weft::io::open_stream(a);
+    auto [rb, wb] = weft::io::open_stream(b);
+    wa.set_write_buffer_limits(64 * 1024, kLow);
+    const std::size_t total = 4u << 20;  // far above the socket buffers: the flusher blocks
+    wa.write(std::string(total, 'd'));
+    int started = 0, finished = 0;
+    auto drainer = [](StreamWriter w, int* st, int* fin) -> weft::Task<std::size_t> {
+      ++*st;
+      co_await w.drain();
+      ++*fin;
+      co_return w.buffered();
+    };
+    std::vector<weft::JoinHandle<std::size_t>> hs;
+    for (int i = 0; i < kDrainers; ++i) hs.push_back(weft::spawn(drainer(wa, &started, &finished)));
+    while (started < kDrainers) co_await weft::yield_now();
+    Out out;
+    out.waiting_before_read = started - finished;
+    out.done_before_read = finished;
+    while (out.got < total) {
+      std::string chunk = co_await rb.read(1 << 16);
+      if (chunk.empty()) break;
+      out.got += chunk.size();
+    }
+    // A drainer left waiting fails the test after 30 s instead of hanging it.
+    for (auto& h : hs)
+      out.buffered_at_resume.push_back(
+          co_await weft::wait_for(std::move(h), std::chrono::seconds(30)));
+    wa.close();
+    co_await wa.wait_closed();
+    co_return out;
+  });
+  CHECK(o.waiting_before_read == kDrainers);
+  CHECK(o.done_before_read == 0);
+  CHECK(o.got == (4u << 20));
+  REQUIRE(o.buffered_at_resume.size() == static_cast<std::size_t>(kDrainers));
+  for (std::size_t b : o.buffered_at_resume) CHECK(b <= kLow);
 }
 
 TEST_CASE("Q115 a peer that sends without end cannot make readline hold more than 2 x limit",
