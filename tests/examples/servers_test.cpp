@@ -4,7 +4,10 @@
 // resp_server speaks RESP for PING, ECHO, SET, GET, DEL, INCR (inline and
 // multibulk, pipelined). Every server exits 0 on SIGTERM and on SIGINT, and 2
 // without --port (README, "Server workloads"). The binaries' paths come from
-// CMake.
+// CMake. fd_check.hpp fails the file if a test case leaks a descriptor (the
+// clients' sockets, the pipes to the servers' stdout and stderr).
+#include "../support/fd_check.hpp"
+// (fd_check.hpp first: it configures Catch)
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
