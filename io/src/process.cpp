@@ -16,10 +16,11 @@
 #include <system_error>
 #include <thread>
 #include <weft/errors.hpp>
+#include <weft/io/detail/preps.hpp>
+#include <weft/io/op.hpp>
 #include <weft/io/process.hpp>
 #include <weft/task_group.hpp>
 
-#include "proc_ring_ops.hpp"
 #include "sigpipe.hpp"
 
 #ifndef P_PIDFD
@@ -84,8 +85,8 @@ bool try_reap(ProcessState* st) {
 Task<int> wait_state(ProcessState* st) {
   for (;;) {
     if (try_reap(st)) co_return st->rc;
-    co_await detail::ring_call(detail::PollPrep{st->pidfd, POLLIN},
-                               "weft::io::Process::wait: poll(pidfd)");
+    (void)co_await detail::Op<detail::PollPrep>(detail::PollPrep{st->pidfd, POLLIN}, std::nullopt,
+                                                "weft::io::Process::wait: poll(pidfd)");
   }
 }
 
@@ -287,10 +288,10 @@ Task<std::string> PipeReader::read(std::size_t n) {
   std::string buf;
   if (n == 0) co_return buf;
   buf.resize(std::min(n, kMaxIo));
-  int r = co_await detail::ring_call(
-      detail::ReadPrep{fd_, buf.data(), static_cast<unsigned>(buf.size())},
-      "weft::io::PipeReader::read");
-  buf.resize(static_cast<std::size_t>(r));
+  std::size_t r = co_await detail::Op<detail::ReadPrep>(
+      detail::ReadPrep{fd_, MutableBuffer(buf.data(), buf.size()), detail::kCurrentPosition},
+      std::nullopt, "weft::io::PipeReader::read");
+  buf.resize(r);
   co_return buf;
 }
 
@@ -300,10 +301,11 @@ Task<std::string> PipeReader::read_to_end() {
   for (;;) {
     std::size_t old = out.size();
     out.resize(old + kReadChunk);
-    int r = co_await detail::ring_call(
-        detail::ReadPrep{fd_, out.data() + old, static_cast<unsigned>(kReadChunk)},
-        "weft::io::PipeReader::read_to_end");
-    out.resize(old + static_cast<std::size_t>(r));
+    std::size_t r = co_await detail::Op<detail::ReadPrep>(
+        detail::ReadPrep{fd_, MutableBuffer(out.data() + old, kReadChunk),
+                         detail::kCurrentPosition},
+        std::nullopt, "weft::io::PipeReader::read_to_end");
+    out.resize(old + r);
     if (r == 0) co_return out;
   }
 }
@@ -326,10 +328,11 @@ Task<void> PipeWriter::write_all(std::string_view data) {
     // On the thread whose ring will carry the write (the task may have moved
     // since the last one): a broken pipe must give EPIPE, not kill us.
     block_sigpipe_here();
-    const auto len = static_cast<unsigned>(std::min(data.size(), kMaxIo));
-    int r = co_await detail::ring_call(detail::WritePrep{fd_, data.data(), len},
-                                       "weft::io::PipeWriter::write_all");
-    data.remove_prefix(static_cast<std::size_t>(r));
+    const std::size_t len = std::min(data.size(), kMaxIo);
+    std::size_t r = co_await detail::Op<detail::WritePrep>(
+        detail::WritePrep{fd_, ConstBuffer(data.data(), len), detail::kCurrentPosition},
+        std::nullopt, "weft::io::PipeWriter::write_all");
+    data.remove_prefix(r);
   }
 }
 

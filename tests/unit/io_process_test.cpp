@@ -5,7 +5,10 @@
 // test case leaks a descriptor (pipes, pidfds, the reaper's self-pipe).
 #include "../support/fd_check.hpp"
 // (fd_check.hpp first: it configures Catch)
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,6 +18,7 @@
 #include <string>
 #include <system_error>
 #include <thread>
+#include <weft/io/errors.hpp>
 #include <weft/io/process.hpp>
 #include <weft/weft.hpp>
 
@@ -235,17 +239,21 @@ TEST_CASE("subprocess: stderr to stdout, DEVNULL, a descriptor of ours, env and 
   });
 }
 
-TEST_CASE("subprocess: writing to a child that exited raises EPIPE instead of SIGPIPE") {
+TEST_CASE(
+    "subprocess: writing to a child that exited raises io::BrokenPipeError (EPIPE), not SIGPIPE") {
   run_body([]() -> weft::Task<void> {
     weft::io::Process p = weft::io::create_subprocess_exec("true", {}, pipes(true, false, false));
-    CHECK(co_await p.wait() == 0);
+    const int rc = co_await p.wait();
+    CHECK(rc == 0);
     std::string data(1 << 20, 'x');
     try {
       co_await p.stdin_pipe()->write_all(data);
       FAIL("no exception");
-    } catch (const std::system_error& e) {
+    } catch (const weft::io::BrokenPipeError& e) {
       CHECK(e.code().value() == EPIPE);
-      CHECK_THAT(e.what(), Catch::Contains("PipeWriter::write_all"));
+      CHECK_THAT(e.what(), Catch::StartsWith("weft::io::PipeWriter::write_all"));
+    } catch (const std::system_error& e) {
+      FAIL("a plain std::system_error, not io::BrokenPipeError: " << e.what());
     }
     // communicate() treats it as the child's choice, not an error.
     weft::io::Process q = weft::io::create_subprocess_exec("true", {}, pipes(true, true, false));
@@ -253,6 +261,51 @@ TEST_CASE("subprocess: writing to a child that exited raises EPIPE instead of SI
     CHECK(out.empty());
     CHECK(*q.returncode() == 0);
   });
+}
+
+TEST_CASE(
+    "pipes: a read error goes through io's errno mapping (ECONNRESET -> ConnectionResetError)") {
+  // PipeReader reads any descriptor; a TCP reset (close with SO_LINGER 0) is
+  // the one portable way to make a read fail with a mapped errno.
+  int lst = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(lst >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t alen = sizeof a;
+  REQUIRE(::bind(lst, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(::listen(lst, 1) == 0);
+  REQUIRE(::getsockname(lst, reinterpret_cast<sockaddr*>(&a), &alen) == 0);
+  int client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(client >= 0);
+  REQUIRE(::connect(client, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  int server = ::accept4(lst, nullptr, nullptr, SOCK_CLOEXEC);
+  REQUIRE(server >= 0);
+  ::close(lst);
+  linger reset{1, 0};
+  REQUIRE(::setsockopt(server, SOL_SOCKET, SO_LINGER, &reset, sizeof reset) == 0);
+  ::close(server);  // sends RST: the client's next read fails with ECONNRESET
+  std::string what;
+  int code = 0;
+  bool reset_type = false;
+  weft::run(
+      [](int fd, std::string* w, int* c, bool* typed) -> weft::Task<void> {
+        weft::io::PipeReader r(fd);  // owns (and closes) the client socket
+        try {
+          (void)co_await r.read(16);
+        } catch (const weft::io::ConnectionResetError& e) {
+          *typed = true;
+          *w = e.what();
+          *c = e.code().value();
+        } catch (const std::system_error& e) {
+          *w = e.what();
+          *c = e.code().value();
+        }
+      }(client, &what, &code, &reset_type),
+      workers(1));
+  CHECK(code == ECONNRESET);
+  CHECK(reset_type);
+  CHECK_THAT(what, Catch::StartsWith("weft::io::PipeReader::read"));
 }
 
 TEST_CASE("subprocess: a Process destroyed without wait is reaped, no zombie left") {
