@@ -301,11 +301,11 @@ void check_exit_zero_on(int signo) {
 
 }  // namespace
 
-TEST_CASE("servers: run until SIGTERM; exit 0 on it", "[example]") { check_exit_zero_on(SIGTERM); }
+TEST_CASE("servers: run until SIGTERM, exit 0 on it", "[example]") { check_exit_zero_on(SIGTERM); }
 
-TEST_CASE("servers: run until SIGINT; exit 0 on it", "[example]") { check_exit_zero_on(SIGINT); }
+TEST_CASE("servers: run until SIGINT, exit 0 on it", "[example]") { check_exit_zero_on(SIGINT); }
 
-TEST_CASE("servers: --port is required; bad arguments print the usage and exit 2", "[example]") {
+TEST_CASE("servers: --port is required, bad arguments print the usage and exit 2", "[example]") {
   const std::vector<std::vector<std::string>> bad = {
       {},                                   // no --port
       {"--workers", "2"},                   // still no --port

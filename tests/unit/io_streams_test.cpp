@@ -40,13 +40,13 @@ auto run1(F f) {
 
 }  // namespace
 
-TEST_CASE("Q108 limit <= 0 is a ValueError; the default limit is 64 KiB", "[io][streams]") {
+TEST_CASE("Q108 limit <= 0 is a ValueError, the default limit is 64 KiB", "[io][streams]") {
   CHECK_THROWS_AS(StreamReader(0), weft::ValueError);
   CHECK_THROWS_AS(StreamReader(-1), weft::ValueError);
   CHECK(StreamReader().limit() == 64 * 1024);
 }
 
-TEST_CASE("Q108 read(0) returns empty without consuming; read(n) returns what is there",
+TEST_CASE("Q108 read(0) returns empty without consuming, read(n) returns what is there",
           "[io][streams]") {
   auto r = run1([]() -> weft::Task<std::vector<std::string>> {
     StreamReader rd;
@@ -129,7 +129,7 @@ TEST_CASE("Q108 read(n) waits for at least one byte", "[io][streams]") {
   CHECK(r == "chunk");
 }
 
-TEST_CASE("Q109 readline spans chunks; the rest stays buffered; EOF gives the partial line",
+TEST_CASE("Q109 readline spans chunks, the rest stays buffered, EOF gives the partial line",
           "[io][streams]") {
   auto r = run1([]() -> weft::Task<std::vector<std::string>> {
     StreamReader rd;
@@ -311,7 +311,7 @@ TEST_CASE(
   CHECK(r == std::vector<std::string>{"1234567\n", "ValueError", "abc\n", "ValueError", "xy\n"});
 }
 
-TEST_CASE("Q111 readuntil spans chunks with a multi-byte separator; the rest stays buffered",
+TEST_CASE("Q111 readuntil spans chunks with a multi-byte separator, the rest stays buffered",
           "[io][streams]") {
   auto r = run1([]() -> weft::Task<std::vector<std::string>> {
     StreamReader rd;
@@ -331,7 +331,7 @@ TEST_CASE("Q111 readuntil spans chunks with a multi-byte separator; the rest sta
   CHECK(r == std::vector<std::string>{"QWEaaXYaaa", "QWEaaXYaaa", "rest"});
 }
 
-TEST_CASE("Q111 readuntil: an empty separator is a ValueError; EOF first is IncompleteReadError",
+TEST_CASE("Q111 readuntil: an empty separator is a ValueError, EOF first is IncompleteReadError",
           "[io][streams]") {
   auto r = run1([]() -> weft::Task<std::vector<std::string>> {
     StreamReader rd;
@@ -419,7 +419,7 @@ TEST_CASE("Q112 readuntil limit boundaries (limit=3, sep='X')", "[io][streams]")
   CHECK(o.left_after_notfound == "abcd");
 }
 
-TEST_CASE("Q113 readexactly waits for n bytes, leaves the extra; 0 -> empty; < 0 -> ValueError",
+TEST_CASE("Q113 readexactly waits for n bytes, leaves the extra, 0 -> empty, < 0 -> ValueError",
           "[io][streams]") {
   auto r = run1([]() -> weft::Task<std::vector<std::string>> {
     StreamReader rd;
@@ -500,7 +500,7 @@ TEST_CASE("Q114 set_exception fails the waiting read and every later read", "[io
 }
 
 TEST_CASE(
-    "Q114 a read cancelled earlier does not break set_exception; two waiting reads -> "
+    "Q114 a read cancelled earlier does not break set_exception, two waiting reads -> "
     "RuntimeError",
     "[io][streams]") {
   auto r = run1([]() -> weft::Task<std::vector<std::string>> {
@@ -830,7 +830,7 @@ TEST_CASE("streams: bad arguments are clear exceptions", "[io][streams]") {
 
 // ---------------------------------------------------------------- servers
 
-TEST_CASE("Q116 start_server + open_connection: an echo round-trips b'hello world!\\n'",
+TEST_CASE("Q116 start_server + open_connection: an echo round-trips hello world! and a newline",
           "[io][streams][server]") {
   auto r = weft::run(
       []() -> weft::Task<std::vector<std::string>> {
