@@ -56,6 +56,22 @@ constexpr std::size_t kMaxIo = std::size_t{1} << 30;
 // read usually empties a full pipe.
 constexpr std::size_t kReadChunk = 64 * 1024;
 
+// weft::io's own operations (weft/io/op.hpp), under the names the errors of
+// the pipes and of wait() begin with: Op<Prep> takes its name from
+// Prep::kName, so each use gets a prep type of its own.
+struct PidfdPollPrep : detail::PollPrep {
+  static constexpr const char* kName = "weft::io::Process::wait: poll(pidfd)";
+};
+struct PipeReadPrep : detail::ReadPrep {
+  static constexpr const char* kName = "weft::io::PipeReader::read";
+};
+struct PipeReadToEndPrep : detail::ReadPrep {
+  static constexpr const char* kName = "weft::io::PipeReader::read_to_end";
+};
+struct PipeWritePrep : detail::WritePrep {
+  static constexpr const char* kName = "weft::io::PipeWriter::write_all";
+};
+
 // Reaps the child if it has exited; true when returncode is known.
 bool try_reap(ProcessState* st) {
   if (st->reaped.load(std::memory_order_acquire)) return true;
@@ -85,8 +101,7 @@ bool try_reap(ProcessState* st) {
 Task<int> wait_state(ProcessState* st) {
   for (;;) {
     if (try_reap(st)) co_return st->rc;
-    (void)co_await detail::Op<detail::PollPrep>(detail::PollPrep{st->pidfd, POLLIN}, std::nullopt,
-                                                "weft::io::Process::wait: poll(pidfd)");
+    (void)co_await detail::Op<PidfdPollPrep>(PidfdPollPrep{{st->pidfd, POLLIN}});
   }
 }
 
@@ -288,9 +303,8 @@ Task<std::string> PipeReader::read(std::size_t n) {
   std::string buf;
   if (n == 0) co_return buf;
   buf.resize(std::min(n, kMaxIo));
-  std::size_t r = co_await detail::Op<detail::ReadPrep>(
-      detail::ReadPrep{fd_, MutableBuffer(buf.data(), buf.size()), detail::kCurrentPosition},
-      std::nullopt, "weft::io::PipeReader::read");
+  std::size_t r = co_await detail::Op<PipeReadPrep>(
+      PipeReadPrep{{fd_, MutableBuffer(buf.data(), buf.size()), detail::kCurrentPosition}});
   buf.resize(r);
   co_return buf;
 }
@@ -301,10 +315,8 @@ Task<std::string> PipeReader::read_to_end() {
   for (;;) {
     std::size_t old = out.size();
     out.resize(old + kReadChunk);
-    std::size_t r = co_await detail::Op<detail::ReadPrep>(
-        detail::ReadPrep{fd_, MutableBuffer(out.data() + old, kReadChunk),
-                         detail::kCurrentPosition},
-        std::nullopt, "weft::io::PipeReader::read_to_end");
+    std::size_t r = co_await detail::Op<PipeReadToEndPrep>(PipeReadToEndPrep{
+        {fd_, MutableBuffer(out.data() + old, kReadChunk), detail::kCurrentPosition}});
     out.resize(old + r);
     if (r == 0) co_return out;
   }
@@ -329,9 +341,8 @@ Task<void> PipeWriter::write_all(std::string_view data) {
     // since the last one): a broken pipe must give EPIPE, not kill us.
     block_sigpipe_here();
     const std::size_t len = std::min(data.size(), kMaxIo);
-    std::size_t r = co_await detail::Op<detail::WritePrep>(
-        detail::WritePrep{fd_, ConstBuffer(data.data(), len), detail::kCurrentPosition},
-        std::nullopt, "weft::io::PipeWriter::write_all");
+    std::size_t r = co_await detail::Op<PipeWritePrep>(
+        PipeWritePrep{{fd_, ConstBuffer(data.data(), len), detail::kCurrentPosition}});
     data.remove_prefix(r);
   }
 }

@@ -181,11 +181,15 @@ void dispatch(int signo, std::uint64_t id, std::size_t count) {
   }
 }
 
+// weft::io's poll (weft/io/op.hpp) under the name its errors begin with.
+struct SignalfdPollPrep : detail::PollPrep {
+  static constexpr const char* kName = "weft::io signal: poll(signalfd)";
+};
+
 Task<void> signal_reader(int signo, std::uint64_t id, FdCloser owned) {
   const int fd = owned.fd;
   for (;;) {
-    (void)co_await detail::Op<detail::PollPrep>(detail::PollPrep{fd, POLLIN}, std::nullopt,
-                                                "weft::io signal: poll(signalfd)");
+    (void)co_await detail::Op<SignalfdPollPrep>(SignalfdPollPrep{{fd, POLLIN}});
     std::size_t n = drain(fd);
     if (n != 0) dispatch(signo, id, n);
   }

@@ -9,8 +9,6 @@
 //
 // A Prep is a small struct with
 //   static constexpr const char* kName;        the operation's name in errors
-//                                              (a caller may pass a fuller one,
-//                                              "weft::io::PipeWriter::write_all")
 //   void prep(io_uring_sqe*) noexcept;          fills the SQE
 //   R result(int res);                          turns a CQE result >= 0 into R
 // and lives inside the awaiter, so a Prep may keep data the kernel reads at
@@ -46,11 +44,8 @@ class [[nodiscard]] Op {
  public:
   using result_type = decltype(std::declval<Prep&>().result(0));
 
-  /// `name` (a string literal, or any string that outlives the await)
-  /// begins the what() of the errors the operation raises.
-  explicit Op(Prep prep, OpTimeout timeout = std::nullopt, const char* name = Prep::kName)
-      : prep_(prep), name_(name) {
-    if (timeout) arm_timeout(st_, timeout, name_);
+  explicit Op(Prep prep, OpTimeout timeout = std::nullopt) : prep_(prep) {
+    if (timeout) arm_timeout(st_, timeout, Prep::kName);
   }
   Op(const Op&) = delete;
   Op& operator=(const Op&) = delete;
@@ -67,15 +62,14 @@ class [[nodiscard]] Op {
     if (st_.cancel_taken || st_.cancelled) [[unlikely]]
       weft::detail::throw_cancelled(weft::detail::current_header());
     if (st_.res < 0) [[unlikely]] {
-      if (st_.timed_out) throw_timeout(name_);
-      throw_error(-st_.res, name_);
+      if (st_.timed_out) throw_timeout(Prep::kName);
+      throw_error(-st_.res, Prep::kName);
     }
     return prep_.result(st_.res);
   }
 
  private:
   Prep prep_;
-  const char* name_;
   weft::detail::IoOpState st_;
 };
 
