@@ -26,6 +26,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -73,17 +74,22 @@ std::string read_until(int fd, char stop) {
 
 // Waits for `pid` to end, polling waitpid(WNOHANG) for at most `limit` so a
 // hung process fails the test instead of hanging it. Returns the wait status,
-// or nothing if it was still running.
-std::optional<int> wait_exit(pid_t pid, std::chrono::milliseconds limit) {
+// or nothing if it was still running (it is then killed and reaped, so no
+// test leaves a server behind).
+std::optional<int> reap_within(pid_t pid, std::chrono::milliseconds limit) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
   for (;;) {
     int st = 0;
     pid_t r = ::waitpid(pid, &st, WNOHANG);
     if (r == pid) return st;
     if (r < 0 && errno != EINTR) return std::nullopt;
-    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    if (std::chrono::steady_clock::now() >= deadline) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));  // a poll, not a synchronisation
   }
+  ::kill(pid, SIGKILL);
+  int ignored = 0;
+  ::waitpid(pid, &ignored, 0);
+  return std::nullopt;
 }
 
 // Generous: a server's shutdown takes milliseconds; this bounds a hang.
@@ -100,20 +106,18 @@ class ServerProcess {
     // A server that never says where it listens fails here after 30 s.
     std::string line = read_until(out, '\n');
     ::close(out);
-    INFO("server said: " << line);
-    std::size_t colon = line.rfind(':');
-    REQUIRE(line.rfind("listening on ", 0) == 0);
-    REQUIRE(colon != std::string::npos);
+    const std::size_t colon = line.rfind(':');
+    if (line.rfind("listening on ", 0) != 0 || colon == std::string::npos) {
+      ::kill(pid_, SIGKILL);  // the destructor of a half-built object does not run
+      reap_within(pid_, kExitLimit);
+      FAIL("the server did not say where it listens; it said: " << line);
+    }
     port_ = static_cast<std::uint16_t>(std::stoi(line.substr(colon + 1)));
   }
   ~ServerProcess() {
     if (pid_ < 0) return;
     ::kill(pid_, SIGTERM);
-    if (!wait_exit(pid_, kExitLimit)) {
-      ::kill(pid_, SIGKILL);
-      int st = 0;
-      ::waitpid(pid_, &st, 0);
-    }
+    reap_within(pid_, kExitLimit);
   }
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;
@@ -123,14 +127,7 @@ class ServerProcess {
   /// not ended within kExitLimit (it is then killed).
   std::optional<int> stop_with(int signo) {
     REQUIRE(::kill(pid_, signo) == 0);
-    std::optional<int> st = wait_exit(pid_, kExitLimit);
-    if (!st) {
-      ::kill(pid_, SIGKILL);
-      int ignored = 0;
-      ::waitpid(pid_, &ignored, 0);
-    }
-    pid_ = -1;
-    return st;
+    return reap_within(std::exchange(pid_, -1), kExitLimit);
   }
 
  private:
@@ -324,12 +321,7 @@ TEST_CASE("servers: --port is required, bad arguments print the usage and exit 2
       pid_t pid = spawn_server(s.path, args, 2, &err);
       std::string said = read_until(err, '\0');  // to EOF: the server has ended
       ::close(err);
-      std::optional<int> st = wait_exit(pid, kExitLimit);
-      if (!st) {
-        ::kill(pid, SIGKILL);
-        int ignored = 0;
-        ::waitpid(pid, &ignored, 0);
-      }
+      std::optional<int> st = reap_within(pid, kExitLimit);
       REQUIRE(st.has_value());
       REQUIRE(WIFEXITED(*st));
       CHECK(WEXITSTATUS(*st) == 2);
