@@ -16,10 +16,11 @@
 #include <system_error>
 #include <thread>
 #include <weft/errors.hpp>
+#include <weft/io/detail/preps.hpp>
+#include <weft/io/op.hpp>
 #include <weft/io/process.hpp>
 #include <weft/task_group.hpp>
 
-#include "proc_ring_ops.hpp"
 #include "sigpipe.hpp"
 
 #ifndef P_PIDFD
@@ -55,6 +56,22 @@ constexpr std::size_t kMaxIo = std::size_t{1} << 30;
 // read usually empties a full pipe.
 constexpr std::size_t kReadChunk = 64 * 1024;
 
+// weft::io's own operations (weft/io/op.hpp), under the names the errors of
+// the pipes and of wait() begin with: Op<Prep> takes its name from
+// Prep::kName, so each use gets a prep type of its own.
+struct PidfdPollPrep : detail::PollPrep {
+  static constexpr const char* kName = "weft::io::Process::wait: poll(pidfd)";
+};
+struct PipeReadPrep : detail::ReadPrep {
+  static constexpr const char* kName = "weft::io::PipeReader::read";
+};
+struct PipeReadToEndPrep : detail::ReadPrep {
+  static constexpr const char* kName = "weft::io::PipeReader::read_to_end";
+};
+struct PipeWritePrep : detail::WritePrep {
+  static constexpr const char* kName = "weft::io::PipeWriter::write_all";
+};
+
 // Reaps the child if it has exited; true when returncode is known.
 bool try_reap(ProcessState* st) {
   if (st->reaped.load(std::memory_order_acquire)) return true;
@@ -84,8 +101,7 @@ bool try_reap(ProcessState* st) {
 Task<int> wait_state(ProcessState* st) {
   for (;;) {
     if (try_reap(st)) co_return st->rc;
-    co_await detail::ring_call(detail::PollPrep{st->pidfd, POLLIN},
-                               "weft::io::Process::wait: poll(pidfd)");
+    (void)co_await detail::Op<PidfdPollPrep>(PidfdPollPrep{{st->pidfd, POLLIN}});
   }
 }
 
@@ -287,10 +303,9 @@ Task<std::string> PipeReader::read(std::size_t n) {
   std::string buf;
   if (n == 0) co_return buf;
   buf.resize(std::min(n, kMaxIo));
-  int r = co_await detail::ring_call(
-      detail::ReadPrep{fd_, buf.data(), static_cast<unsigned>(buf.size())},
-      "weft::io::PipeReader::read");
-  buf.resize(static_cast<std::size_t>(r));
+  std::size_t r = co_await detail::Op<PipeReadPrep>(
+      PipeReadPrep{{fd_, MutableBuffer(buf.data(), buf.size()), detail::kCurrentPosition}});
+  buf.resize(r);
   co_return buf;
 }
 
@@ -300,10 +315,9 @@ Task<std::string> PipeReader::read_to_end() {
   for (;;) {
     std::size_t old = out.size();
     out.resize(old + kReadChunk);
-    int r = co_await detail::ring_call(
-        detail::ReadPrep{fd_, out.data() + old, static_cast<unsigned>(kReadChunk)},
-        "weft::io::PipeReader::read_to_end");
-    out.resize(old + static_cast<std::size_t>(r));
+    std::size_t r = co_await detail::Op<PipeReadToEndPrep>(PipeReadToEndPrep{
+        {fd_, MutableBuffer(out.data() + old, kReadChunk), detail::kCurrentPosition}});
+    out.resize(old + r);
     if (r == 0) co_return out;
   }
 }
@@ -326,10 +340,10 @@ Task<void> PipeWriter::write_all(std::string_view data) {
     // On the thread whose ring will carry the write (the task may have moved
     // since the last one): a broken pipe must give EPIPE, not kill us.
     block_sigpipe_here();
-    const auto len = static_cast<unsigned>(std::min(data.size(), kMaxIo));
-    int r = co_await detail::ring_call(detail::WritePrep{fd_, data.data(), len},
-                                       "weft::io::PipeWriter::write_all");
-    data.remove_prefix(static_cast<std::size_t>(r));
+    const std::size_t len = std::min(data.size(), kMaxIo);
+    std::size_t r = co_await detail::Op<PipeWritePrep>(
+        PipeWritePrep{{fd_, ConstBuffer(data.data(), len), detail::kCurrentPosition}});
+    data.remove_prefix(r);
   }
 }
 

@@ -28,12 +28,12 @@
 #include <system_error>
 #include <utility>
 #include <weft/errors.hpp>
+#include <weft/io/detail/preps.hpp>
+#include <weft/io/op.hpp>
 #include <weft/io/signal.hpp>
 #include <weft/join_handle.hpp>
 #include <weft/loop.hpp>
 #include <weft/runtime.hpp>
-
-#include "proc_ring_ops.hpp"
 
 namespace weft::io {
 
@@ -181,10 +181,15 @@ void dispatch(int signo, std::uint64_t id, std::size_t count) {
   }
 }
 
+// weft::io's poll (weft/io/op.hpp) under the name its errors begin with.
+struct SignalfdPollPrep : detail::PollPrep {
+  static constexpr const char* kName = "weft::io signal: poll(signalfd)";
+};
+
 Task<void> signal_reader(int signo, std::uint64_t id, FdCloser owned) {
   const int fd = owned.fd;
   for (;;) {
-    co_await detail::ring_call(detail::PollPrep{fd, POLLIN}, "weft::io signal: poll(signalfd)");
+    (void)co_await detail::Op<SignalfdPollPrep>(SignalfdPollPrep{{fd, POLLIN}});
     std::size_t n = drain(fd);
     if (n != 0) dispatch(signo, id, n);
   }

@@ -419,6 +419,23 @@ Task<std::string> StreamReader::readexactly(std::ptrdiff_t n) {
   }
 }
 
+namespace {
+
+// lines()'s body. A free function taking the handle by value, not a member
+// coroutine: a member's frame would keep only `this`, which dangles once the
+// StreamReader the generator came from is moved or destroyed.
+AsyncGenerator<std::string> lines_of(StreamReader reader) {
+  for (;;) {
+    std::string line = co_await reader.readline();
+    if (line.empty()) co_return;  // EOF: readline's "" (a line always has a byte)
+    co_yield std::move(line);
+  }
+}
+
+}  // namespace
+
+AsyncGenerator<std::string> StreamReader::lines() const { return lines_of(*this); }
+
 // ---------------------------------------------------------------- writer
 
 namespace {

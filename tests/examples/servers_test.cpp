@@ -2,10 +2,17 @@
 // driven by a plain blocking-socket client (no weft on the client side):
 // echo_server echoes, http_hello answers keep-alive and pipelined requests,
 // resp_server speaks RESP for PING, ECHO, SET, GET, DEL, INCR (inline and
-// multibulk, pipelined). The binaries' paths come from CMake.
+// multibulk, pipelined). Every server exits 0 on SIGTERM and on SIGINT, and 2
+// without --port (README, "Server workloads"). The binaries' paths come from
+// CMake. fd_check.hpp fails the file if a test case leaks a descriptor (the
+// clients' sockets, the pipes to the servers' stdout and stderr).
+#include "../support/fd_check.hpp"
+// (fd_check.hpp first: it configures Catch)
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -13,46 +20,115 @@
 
 #include <catch2/catch.hpp>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
+#include <thread>
+#include <utility>
+#include <vector>
 
 namespace {
 
+// Starts `path` with `args` (argv[0] is added) with SIGINT and SIGTERM at
+// their default dispositions and nothing blocked, as a shell would start it
+// (the test runner's own dispositions and mask must not leak into the child:
+// run() takes Ctrl-C only when SIGINT has its default action). `redirect`
+// names the child's descriptor (1 or 2) whose output comes back through the
+// returned pipe's read end.
+pid_t spawn_server(const char* path, const std::vector<std::string>& args, int redirect,
+                   int* read_end) {
+  int out[2] = {-1, -1};
+  REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
+  std::vector<char*> argv;
+  argv.push_back(const_cast<char*>(path));
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::signal(SIGINT, SIG_DFL);
+    ::signal(SIGTERM, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::dup2(out[1], redirect);  // dup2 clears O_CLOEXEC on the copy
+    ::execv(path, argv.data());
+    std::perror("exec");
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  *read_end = out[0];
+  return pid;
+}
+
+// Reads `fd` until `stop` (not kept), EOF, or 30 s without a byte.
+std::string read_until(int fd, char stop) {
+  std::string s;
+  char c;
+  pollfd p{fd, POLLIN, 0};
+  while (::poll(&p, 1, 30'000) == 1 && ::read(fd, &c, 1) == 1 && c != stop) s += c;
+  return s;
+}
+
+// Waits for `pid` to end, polling waitpid(WNOHANG) for at most `limit` so a
+// hung process fails the test instead of hanging it. Returns the wait status,
+// or nothing if it was still running (it is then killed and reaped, so no
+// test leaves a server behind).
+std::optional<int> reap_within(pid_t pid, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    int st = 0;
+    pid_t r = ::waitpid(pid, &st, WNOHANG);
+    if (r == pid) return st;
+    if (r < 0 && errno != EINTR) return std::nullopt;
+    if (std::chrono::steady_clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // a poll, not a synchronisation
+  }
+  ::kill(pid, SIGKILL);
+  int ignored = 0;
+  ::waitpid(pid, &ignored, 0);
+  return std::nullopt;
+}
+
+// Generous: a server's shutdown takes milliseconds; this bounds a hang.
+constexpr std::chrono::seconds kExitLimit{30};
+
 // A server process: started with --port 0 --workers 2; its first stdout line
-// "listening on 127.0.0.1:<port>" says where (and that it is ready).
+// "listening on 127.0.0.1:<port>" says where (and that it is ready: its
+// SIGTERM and SIGINT handling is in place by then).
 class ServerProcess {
  public:
   explicit ServerProcess(const char* path) {
-    int out[2];
-    REQUIRE(::pipe(out) == 0);
-    pid_ = ::fork();
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-      ::dup2(out[1], 1);
-      ::close(out[0]);
-      ::close(out[1]);
-      ::execl(path, path, "--port", "0", "--workers", "2", static_cast<char*>(nullptr));
-      std::perror("exec");
-      ::_exit(127);
+    int out = -1;
+    pid_ = spawn_server(path, {"--port", "0", "--workers", "2"}, 1, &out);
+    // A server that never says where it listens fails here after 30 s.
+    std::string line = read_until(out, '\n');
+    ::close(out);
+    const std::size_t colon = line.rfind(':');
+    if (line.rfind("listening on ", 0) != 0 || colon == std::string::npos) {
+      ::kill(pid_, SIGKILL);  // the destructor of a half-built object does not run
+      reap_within(pid_, kExitLimit);
+      FAIL("the server did not say where it listens; it said: " << line);
     }
-    ::close(out[1]);
-    std::string line;
-    char c;
-    while (::read(out[0], &c, 1) == 1 && c != '\n') line += c;
-    ::close(out[0]);
-    INFO("server said: " << line);
-    std::size_t colon = line.rfind(':');
-    REQUIRE(line.rfind("listening on ", 0) == 0);
-    REQUIRE(colon != std::string::npos);
     port_ = static_cast<std::uint16_t>(std::stoi(line.substr(colon + 1)));
   }
   ~ServerProcess() {
+    if (pid_ < 0) return;
     ::kill(pid_, SIGTERM);
-    int st = 0;
-    ::waitpid(pid_, &st, 0);
+    reap_within(pid_, kExitLimit);
   }
+  ServerProcess(const ServerProcess&) = delete;
+  ServerProcess& operator=(const ServerProcess&) = delete;
   std::uint16_t port() const { return port_; }
+
+  /// Sends `signo` and returns the wait status, or nothing if the server had
+  /// not ended within kExitLimit (it is then killed).
+  std::optional<int> stop_with(int signo) {
+    REQUIRE(::kill(pid_, signo) == 0);
+    return reap_within(std::exchange(pid_, -1), kExitLimit);
+  }
 
  private:
   pid_t pid_ = -1;
@@ -191,4 +267,65 @@ TEST_CASE("resp_server: PING, ECHO, SET, GET, DEL, INCR, inline and pipelined", 
   CHECK(d.recv_n(7) == "$1\r\n3\r\n");
   roundtrip("*1\r\n$-5\r\n", "-ERR Protocol error: invalid bulk length\r\n");
   CHECK(c.closed_by_peer());
+}
+
+namespace {
+
+struct NamedServer {
+  const char* name;
+  const char* path;
+};
+const NamedServer kServers[] = {{"echo_server", WEFT_ECHO_SERVER},
+                                {"http_hello", WEFT_HTTP_HELLO},
+                                {"resp_server", WEFT_RESP_SERVER}};
+
+// Starts each server, opens a connection (so a handler is waiting on a read
+// when the signal comes: shutdown must cancel it), sends `signo` and expects
+// exit status 0, and not death by the signal nor std::terminate's SIGABRT.
+void check_exit_zero_on(int signo) {
+  ::signal(SIGPIPE, SIG_IGN);
+  for (const NamedServer& s : kServers) {
+    INFO(s.name << " and signal " << signo);
+    ServerProcess server(s.path);
+    Client c(server.port());
+    std::optional<int> st = server.stop_with(signo);
+    REQUIRE(st.has_value());  // ended within kExitLimit
+    if (WIFSIGNALED(*st)) FAIL("killed by signal " << WTERMSIG(*st));
+    REQUIRE(WIFEXITED(*st));
+    CHECK(WEXITSTATUS(*st) == 0);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("servers: run until SIGTERM, exit 0 on it", "[example]") { check_exit_zero_on(SIGTERM); }
+
+TEST_CASE("servers: run until SIGINT, exit 0 on it", "[example]") { check_exit_zero_on(SIGINT); }
+
+TEST_CASE("servers: --port is required, bad arguments print the usage and exit 2", "[example]") {
+  const std::vector<std::vector<std::string>> bad = {
+      {},                                   // no --port
+      {"--workers", "2"},                   // still no --port
+      {"--port", "70000"},                  // out of range
+      {"--port", "0", "--workers", "0"},    // no workers
+      {"--port", "0", "--workers", "x"},    // not a number
+      {"--port"},                           // no value
+      {"--port", "0", "--frobnicate", "1"}  // unknown option
+  };
+  for (const NamedServer& s : kServers) {
+    for (const auto& args : bad) {
+      std::string shown;
+      for (const std::string& a : args) shown += " " + a;
+      INFO(s.name << shown);
+      int err = -1;
+      pid_t pid = spawn_server(s.path, args, 2, &err);
+      std::string said = read_until(err, '\0');  // to EOF: the server has ended
+      ::close(err);
+      std::optional<int> st = reap_within(pid, kExitLimit);
+      REQUIRE(st.has_value());
+      REQUIRE(WIFEXITED(*st));
+      CHECK(WEXITSTATUS(*st) == 2);
+      CHECK(said.rfind("usage: ", 0) == 0);
+    }
+  }
 }

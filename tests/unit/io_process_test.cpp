@@ -1,17 +1,24 @@
 // Subprocesses on the ring: create_subprocess_exec, Process (wait through a
 // pidfd, terminate/kill/send_signal, communicate), the pipes, errors, no
 // zombies and no leaked descriptors. The children are standard tools (cat,
-// sh, sleep, true, head) found in PATH.
-#include <dirent.h>
+// sh, sleep, true, head) found in PATH. fd_check.hpp fails the file if any
+// test case leaks a descriptor (pipes, pidfds, the reaper's self-pipe).
+#include "../support/fd_check.hpp"
+// (fd_check.hpp first: it configures Catch)
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <set>
 #include <string>
 #include <system_error>
 #include <thread>
+#include <weft/io/errors.hpp>
 #include <weft/io/process.hpp>
 #include <weft/weft.hpp>
 
@@ -24,16 +31,6 @@ using weft_test::workers;
 
 namespace {
 
-int count_fds() {
-  int n = 0;
-  DIR* d = opendir("/proc/self/fd");
-  while (dirent* e = readdir(d)) {
-    if (e->d_name[0] != '.') ++n;
-  }
-  closedir(d);
-  return n - 1;  // the DIR's own descriptor
-}
-
 ProcessOptions pipes(bool in, bool out, bool err) {
   ProcessOptions o;
   if (in) o.in = Stdio::pipe();
@@ -42,18 +39,16 @@ ProcessOptions pipes(bool in, bool out, bool err) {
   return o;
 }
 
-// Runs `body` in a fresh runtime and checks no descriptor leaked.
+// Runs `body` in a fresh runtime (the listener checks the descriptors).
 template <class F>
-void run_checked(F body, unsigned n = 2) {
-  const int before = count_fds();
+void run_body(F body, unsigned n = 2) {
   weft::run(body(), workers(n));
-  CHECK(count_fds() == before);
 }
 
 }  // namespace
 
 TEST_CASE("subprocess: echo through cat with communicate") {
-  run_checked([]() -> weft::Task<void> {
+  run_body([]() -> weft::Task<void> {
     weft::io::Process p = weft::io::create_subprocess_exec("cat", {}, pipes(true, true, true));
     CHECK(p.pid() > 0);
     CHECK_FALSE(p.returncode().has_value());
@@ -66,7 +61,7 @@ TEST_CASE("subprocess: echo through cat with communicate") {
 }
 
 TEST_CASE("subprocess: echo through cat with the pipes by hand (write_all, close, read)") {
-  run_checked([]() -> weft::Task<void> {
+  run_body([]() -> weft::Task<void> {
     weft::io::Process p = weft::io::create_subprocess_exec("cat", {}, pipes(true, true, false));
     REQUIRE(p.stdin_pipe() != nullptr);
     REQUIRE(p.stdout_pipe() != nullptr);
@@ -85,7 +80,7 @@ TEST_CASE("subprocess: echo through cat with the pipes by hand (write_all, close
 }
 
 TEST_CASE("subprocess: communicate moves several MB each way without deadlock") {
-  run_checked([]() -> weft::Task<void> {
+  run_body([]() -> weft::Task<void> {
     // 8 MiB in through cat and out again, plus 3 MB on stderr: every pipe is
     // far past its 64 KiB capacity, so writing stdin while not draining
     // stdout/stderr would deadlock.
@@ -103,7 +98,7 @@ TEST_CASE("subprocess: communicate moves several MB each way without deadlock") 
 }
 
 TEST_CASE("subprocess: exit codes come back from wait") {
-  run_checked([]() -> weft::Task<void> {
+  run_body([]() -> weft::Task<void> {
     weft::io::Process t = weft::io::create_subprocess_exec("true", {});
     CHECK(co_await t.wait() == 0);
     weft::io::Process f = weft::io::create_subprocess_exec("false", {});
@@ -116,7 +111,7 @@ TEST_CASE("subprocess: exit codes come back from wait") {
 }
 
 TEST_CASE("subprocess: terminate, kill and send_signal give -signo as returncode") {
-  run_checked([]() -> weft::Task<void> {
+  run_body([]() -> weft::Task<void> {
     weft::io::Process a = weft::io::create_subprocess_exec("sleep", {"1000"});
     a.terminate();
     CHECK(co_await a.wait() == -SIGTERM);
@@ -133,7 +128,7 @@ TEST_CASE("subprocess: terminate, kill and send_signal give -signo as returncode
 }
 
 TEST_CASE("subprocess: several tasks wait for one child at once") {
-  run_checked([]() -> weft::Task<void> {
+  run_body([]() -> weft::Task<void> {
     weft::io::Process p = weft::io::create_subprocess_exec("sleep", {"1000"});
     auto w1 = weft::spawn(p.wait());
     auto w2 = weft::spawn(p.wait());
@@ -145,7 +140,7 @@ TEST_CASE("subprocess: several tasks wait for one child at once") {
 }
 
 TEST_CASE("subprocess: a wait cancelled (by a timeout and by cancel) can be waited again") {
-  run_checked([]() -> weft::Task<void> {
+  run_body([]() -> weft::Task<void> {
     weft::io::Process p = weft::io::create_subprocess_exec("sleep", {"1000"});
     // A timeout cancels the wait while its pidfd poll is in flight.
     auto w = p.wait();
@@ -164,7 +159,6 @@ TEST_CASE("subprocess: a wait cancelled (by a timeout and by cancel) can be wait
 }
 
 TEST_CASE("subprocess: a program that does not exist raises system_error ENOENT naming it") {
-  const int before = count_fds();
   try {
     weft::io::create_subprocess_exec("weft-no-such-program-xyz", {"a"});
     FAIL("no exception");
@@ -177,7 +171,6 @@ TEST_CASE("subprocess: a program that does not exist raises system_error ENOENT 
   CHECK_THROWS_AS(
       weft::io::create_subprocess_exec("weft-no-such-program-xyz", {}, pipes(true, true, true)),
       std::system_error);
-  CHECK(count_fds() == before);
 }
 
 TEST_CASE("subprocess: bad arguments raise ValueError naming what is wrong") {
@@ -197,7 +190,7 @@ TEST_CASE("subprocess: bad arguments raise ValueError naming what is wrong") {
 }
 
 TEST_CASE("subprocess: communicate with input but no stdin pipe raises ValueError") {
-  run_checked([]() -> weft::Task<void> {
+  run_body([]() -> weft::Task<void> {
     weft::io::Process p = weft::io::create_subprocess_exec("true", {});
     CHECK_THROWS_AS(co_await p.communicate("x"), weft::ValueError);
     CHECK(co_await p.wait() == 0);
@@ -205,7 +198,7 @@ TEST_CASE("subprocess: communicate with input but no stdin pipe raises ValueErro
 }
 
 TEST_CASE("subprocess: stderr to stdout, DEVNULL, a descriptor of ours, env and cwd") {
-  run_checked([]() -> weft::Task<void> {
+  run_body([]() -> weft::Task<void> {
     ProcessOptions o = pipes(false, true, false);
     o.err = Stdio::to_stdout();
     weft::io::Process a =
@@ -246,17 +239,21 @@ TEST_CASE("subprocess: stderr to stdout, DEVNULL, a descriptor of ours, env and 
   });
 }
 
-TEST_CASE("subprocess: writing to a child that exited raises EPIPE instead of SIGPIPE") {
-  run_checked([]() -> weft::Task<void> {
+TEST_CASE(
+    "subprocess: writing to a child that exited raises io::BrokenPipeError (EPIPE), not SIGPIPE") {
+  run_body([]() -> weft::Task<void> {
     weft::io::Process p = weft::io::create_subprocess_exec("true", {}, pipes(true, false, false));
-    CHECK(co_await p.wait() == 0);
+    const int rc = co_await p.wait();
+    CHECK(rc == 0);
     std::string data(1 << 20, 'x');
     try {
       co_await p.stdin_pipe()->write_all(data);
       FAIL("no exception");
-    } catch (const std::system_error& e) {
+    } catch (const weft::io::BrokenPipeError& e) {
       CHECK(e.code().value() == EPIPE);
-      CHECK_THAT(e.what(), Catch::Contains("PipeWriter::write_all"));
+      CHECK_THAT(e.what(), Catch::StartsWith("weft::io::PipeWriter::write_all"));
+    } catch (const std::system_error& e) {
+      FAIL("a plain std::system_error, not io::BrokenPipeError: " << e.what());
     }
     // communicate() treats it as the child's choice, not an error.
     weft::io::Process q = weft::io::create_subprocess_exec("true", {}, pipes(true, true, false));
@@ -266,7 +263,53 @@ TEST_CASE("subprocess: writing to a child that exited raises EPIPE instead of SI
   });
 }
 
+TEST_CASE(
+    "pipes: a read error goes through io's errno mapping (ECONNRESET -> ConnectionResetError)") {
+  // PipeReader reads any descriptor; a TCP reset (close with SO_LINGER 0) is
+  // the one portable way to make a read fail with a mapped errno.
+  int lst = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(lst >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t alen = sizeof a;
+  REQUIRE(::bind(lst, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(::listen(lst, 1) == 0);
+  REQUIRE(::getsockname(lst, reinterpret_cast<sockaddr*>(&a), &alen) == 0);
+  int client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(client >= 0);
+  REQUIRE(::connect(client, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  int server = ::accept4(lst, nullptr, nullptr, SOCK_CLOEXEC);
+  REQUIRE(server >= 0);
+  ::close(lst);
+  linger reset{1, 0};
+  REQUIRE(::setsockopt(server, SOL_SOCKET, SO_LINGER, &reset, sizeof reset) == 0);
+  ::close(server);  // sends RST: the client's next read fails with ECONNRESET
+  std::string what;
+  int code = 0;
+  bool reset_type = false;
+  weft::run(
+      [](int fd, std::string* w, int* c, bool* typed) -> weft::Task<void> {
+        weft::io::PipeReader r(fd);  // owns (and closes) the client socket
+        try {
+          (void)co_await r.read(16);
+        } catch (const weft::io::ConnectionResetError& e) {
+          *typed = true;
+          *w = e.what();
+          *c = e.code().value();
+        } catch (const std::system_error& e) {
+          *w = e.what();
+          *c = e.code().value();
+        }
+      }(client, &what, &code, &reset_type),
+      workers(1));
+  CHECK(code == ECONNRESET);
+  CHECK(reset_type);
+  CHECK_THAT(what, Catch::StartsWith("weft::io::PipeReader::read"));
+}
+
 TEST_CASE("subprocess: a Process destroyed without wait is reaped, no zombie left") {
+  const std::set<int> fds_before = weft_test::open_fds();
   int pid = -1;
   weft::run(
       [](int* pid_out) -> weft::Task<void> {
@@ -291,10 +334,22 @@ TEST_CASE("subprocess: a Process destroyed without wait is reaped, no zombie lef
     std::this_thread::sleep_for(1ms);
   }
   CHECK(reaped);
+  // The reaper closes the child's pidfd just after reaping it, and its
+  // self-pipe once it has no child left, on its own thread: poll (bounded)
+  // until they are gone, so the listener's check sees the settled state.
+  bool closed = false;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (weft_test::open_fds() == fds_before) {
+      closed = true;
+      break;
+    }
+    std::this_thread::sleep_for(1ms);
+  }
+  CHECK(closed);
 }
 
 TEST_CASE("subprocess: a child that already exited is reaped by the destructor itself") {
-  run_checked([]() -> weft::Task<void> {
+  run_body([]() -> weft::Task<void> {
     int pid = -1;
     {
       weft::io::Process p = weft::io::create_subprocess_exec("sh", {"-c", "exit 0"});
@@ -312,7 +367,7 @@ TEST_CASE("subprocess: a child that already exited is reaped by the destructor i
 }
 
 TEST_CASE("subprocess: a Process moved to another variable keeps its child and pipes") {
-  run_checked([]() -> weft::Task<void> {
+  run_body([]() -> weft::Task<void> {
     weft::io::Process a = weft::io::create_subprocess_exec("cat", {}, pipes(true, true, false));
     weft::io::Process b = std::move(a);
     CHECK(a.pid() == -1);
@@ -323,7 +378,7 @@ TEST_CASE("subprocess: a Process moved to another variable keeps its child and p
 }
 
 TEST_CASE("subprocess: the pipes as streams: readline from stdout while writing stdin") {
-  run_checked([]() -> weft::Task<void> {
+  run_body([]() -> weft::Task<void> {
     weft::io::Process p = weft::io::create_subprocess_exec("cat", {}, pipes(true, true, false));
     weft::io::StreamWriter in = p.take_stdin();
     weft::io::StreamReader out = p.take_stdout();
@@ -350,7 +405,7 @@ TEST_CASE("subprocess: the pipes as streams: readline from stdout while writing 
 
 TEST_CASE(
     "subprocess: a stream writer to a child that exited raises BrokenPipeError, not SIGPIPE") {
-  run_checked([]() -> weft::Task<void> {
+  run_body([]() -> weft::Task<void> {
     weft::io::Process p = weft::io::create_subprocess_exec("true", {}, pipes(true, false, false));
     int rc = co_await p.wait();
     CHECK(rc == 0);

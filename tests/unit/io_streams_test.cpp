@@ -11,6 +11,7 @@
 
 #include <catch2/catch.hpp>
 #include <cerrno>
+#include <chrono>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -39,13 +40,13 @@ auto run1(F f) {
 
 }  // namespace
 
-TEST_CASE("Q108 limit <= 0 is a ValueError; the default limit is 64 KiB", "[io][streams]") {
+TEST_CASE("Q108 limit <= 0 is a ValueError, the default limit is 64 KiB", "[io][streams]") {
   CHECK_THROWS_AS(StreamReader(0), weft::ValueError);
   CHECK_THROWS_AS(StreamReader(-1), weft::ValueError);
   CHECK(StreamReader().limit() == 64 * 1024);
 }
 
-TEST_CASE("Q108 read(0) returns empty without consuming; read(n) returns what is there",
+TEST_CASE("Q108 read(0) returns empty without consuming, read(n) returns what is there",
           "[io][streams]") {
   auto r = run1([]() -> weft::Task<std::vector<std::string>> {
     StreamReader rd;
@@ -80,6 +81,41 @@ TEST_CASE("Q108 read(-1) reads to EOF, and a read at EOF returns empty", "[io][s
   CHECK(r == std::vector<std::string>{"chunk1\nchunk2", ""});
 }
 
+TEST_CASE("Q108 test_readexactly_limit: readexactly(n) is not bounded by the limit",
+          "[io][streams]") {
+  // CPython's test: limit=3, feed b'chunk', readexactly(5) -> b'chunk', empty buffer.
+  auto fed = run1([]() -> weft::Task<std::pair<std::string, bool>> {
+    StreamReader rd(3);
+    rd.feed_data("chunk");
+    std::string got = co_await rd.readexactly(5);
+    rd.feed_eof();
+    co_return std::pair<std::string, bool>(got, rd.at_eof());
+  });
+  CHECK(fed.first == "chunk");
+  CHECK(fed.second);  // nothing left in the buffer
+
+  // A connected reader pulls at most `limit` bytes per read: readexactly(n)
+  // with n far above the limit has to pull many times, and leaves the extra.
+  auto conn = weft::run(
+      []() -> weft::Task<std::pair<std::string, std::string>> {
+        auto [a, b] = socket_pair();
+        auto [ra, wa] = weft::io::open_stream(a, 16);
+        auto [rb, wb] = weft::io::open_stream(b);
+        std::string data;
+        for (int i = 0; i < 1000; ++i) data += static_cast<char>('a' + i % 26);
+        wb.write(data);
+        wb.write("tail");
+        wb.close();
+        co_await wb.wait_closed();
+        std::string got = co_await ra.readexactly(1000);
+        std::string rest = co_await ra.read(-1);
+        co_return std::pair<std::string, std::string>(got == data ? "all 1000" : got, rest);
+      }(),
+      workers(2));
+  CHECK(conn.first == "all 1000");
+  CHECK(conn.second == "tail");
+}
+
 TEST_CASE("Q108 read(n) waits for at least one byte", "[io][streams]") {
   auto r = run1([]() -> weft::Task<std::string> {
     StreamReader rd;
@@ -93,7 +129,7 @@ TEST_CASE("Q108 read(n) waits for at least one byte", "[io][streams]") {
   CHECK(r == "chunk");
 }
 
-TEST_CASE("Q109 readline spans chunks; the rest stays buffered; EOF gives the partial line",
+TEST_CASE("Q109 readline spans chunks, the rest stays buffered, EOF gives the partial line",
           "[io][streams]") {
   auto r = run1([]() -> weft::Task<std::vector<std::string>> {
     StreamReader rd;
@@ -130,6 +166,118 @@ TEST_CASE("Q109 at_eof is true only after feed_eof and an empty buffer", "[io][s
   CHECK(r == std::vector<bool>{false, false, false, false, true});
 }
 
+TEST_CASE("Q109 async for (lines()) yields lines across chunks until EOF, the last one partial",
+          "[io][streams]") {
+  auto r = run1([]() -> weft::Task<std::vector<std::string>> {
+    StreamReader rd;
+    auto feeder = [](StreamReader x) -> weft::Task<void> {
+      for (const char* chunk : {"ab", "c\nde", "f\n\ng", "h"}) {
+        x.feed_data(chunk);
+        co_await weft::yield_now();
+      }
+      x.feed_eof();
+    };
+    // The generator keeps its own handle: the reader it came from may go.
+    auto lines = [](StreamReader copy) { return copy.lines(); }(rd);
+    auto h = weft::spawn(feeder(rd));
+    std::vector<std::string> out;
+    while (auto line = co_await lines.next()) out.push_back(*line);
+    co_await h;
+    out.push_back(lines.finished() ? "finished" : "not finished");
+    out.push_back((co_await lines.next()).has_value() ? "more" : "nothing more");
+    out.push_back(rd.at_eof() ? "at_eof" : "not at_eof");
+    co_return out;
+  });
+  CHECK(r == std::vector<std::string>{"abc\n", "def\n", "\n", "gh", "finished", "nothing more",
+                                      "at_eof"});
+}
+
+TEST_CASE("Q109 async for (lines()) at EOF with nothing buffered yields nothing", "[io][streams]") {
+  auto n = run1([]() -> weft::Task<int> {
+    StreamReader rd;
+    rd.feed_eof();
+    auto lines = rd.lines();
+    int count = 0;
+    while (auto line = co_await lines.next()) ++count;
+    co_return count;
+  });
+  CHECK(n == 0);
+}
+
+TEST_CASE("Q109 async for (lines()) over a socketpair: lines split across writes, then EOF",
+          "[io][streams]") {
+  auto r = weft::run(
+      []() -> weft::Task<std::vector<std::string>> {
+        auto [a, b] = socket_pair();
+        auto [ra, wa] = weft::io::open_stream(a);
+        auto [rb, wb] = weft::io::open_stream(b);
+        auto writer = [](StreamWriter w) -> weft::Task<void> {
+          for (const char* part : {"first li", "ne\nsecond line\nthi", "rd"}) {
+            w.write(part);
+            co_await w.drain();
+            co_await weft::yield_now();
+          }
+          w.close();
+          co_await w.wait_closed();
+        };
+        auto h = weft::spawn(writer(wb));
+        std::vector<std::string> out;
+        auto lines = ra.lines();
+        while (auto line = co_await lines.next()) out.push_back(*line);
+        co_await h;
+        co_return out;
+      }(),
+      workers(2));
+  CHECK(r == std::vector<std::string>{"first line\n", "second line\n", "third"});
+}
+
+TEST_CASE("Q109 closing async for (lines()) early leaves the lines it did not yield",
+          "[io][streams]") {
+  auto r = run1([]() -> weft::Task<std::vector<std::string>> {
+    StreamReader rd;
+    rd.feed_data("one\ntwo\nthree\nfour\n");
+    rd.feed_eof();
+    std::vector<std::string> out;
+    auto first = rd.lines();
+    out.push_back(*co_await first.next());
+    co_await first.aclose();  // asyncio: break out of the async for
+    out.push_back(first.finished() ? "closed" : "open");
+    out.push_back((co_await first.next()).has_value() ? "more" : "nothing more");
+    out.push_back(co_await rd.readline());  // read nothing ahead: "two" is still there
+    {
+      auto second = rd.lines();
+      out.push_back(*co_await second.next());
+    }  // dropped while suspended at its co_yield
+    out.push_back(co_await rd.readline());
+    out.push_back(co_await rd.readline());  // EOF
+    co_return out;
+  });
+  CHECK(r == std::vector<std::string>{"one\n", "closed", "nothing more", "two\n", "three\n",
+                                      "four\n", ""});
+}
+
+TEST_CASE("Q109 async for (lines()) raises readline's ValueError for an over-long line, then ends",
+          "[io][streams]") {
+  auto r = run1([]() -> weft::Task<std::vector<std::string>> {
+    StreamReader rd(4);
+    rd.feed_data("ok\ntoo long\nnext\n");
+    rd.feed_eof();
+    std::vector<std::string> out;
+    auto lines = rd.lines();
+    out.push_back(*co_await lines.next());
+    try {
+      (void)co_await lines.next();
+      out.push_back("no error");
+    } catch (const weft::ValueError&) {
+      out.push_back("ValueError");
+    }
+    out.push_back(lines.finished() ? "finished" : "not finished");
+    out.push_back(co_await rd.readline());  // the long line was dropped, as readline does
+    co_return out;
+  });
+  CHECK(r == std::vector<std::string>{"ok\n", "ValueError", "finished", "next\n"});
+}
+
 TEST_CASE(
     "Q110 readline limit: a line of limit bytes passes, a longer one is a ValueError and "
     "is dropped",
@@ -163,7 +311,7 @@ TEST_CASE(
   CHECK(r == std::vector<std::string>{"1234567\n", "ValueError", "abc\n", "ValueError", "xy\n"});
 }
 
-TEST_CASE("Q111 readuntil spans chunks with a multi-byte separator; the rest stays buffered",
+TEST_CASE("Q111 readuntil spans chunks with a multi-byte separator, the rest stays buffered",
           "[io][streams]") {
   auto r = run1([]() -> weft::Task<std::vector<std::string>> {
     StreamReader rd;
@@ -183,7 +331,7 @@ TEST_CASE("Q111 readuntil spans chunks with a multi-byte separator; the rest sta
   CHECK(r == std::vector<std::string>{"QWEaaXYaaa", "QWEaaXYaaa", "rest"});
 }
 
-TEST_CASE("Q111 readuntil: an empty separator is a ValueError; EOF first is IncompleteReadError",
+TEST_CASE("Q111 readuntil: an empty separator is a ValueError, EOF first is IncompleteReadError",
           "[io][streams]") {
   auto r = run1([]() -> weft::Task<std::vector<std::string>> {
     StreamReader rd;
@@ -271,7 +419,7 @@ TEST_CASE("Q112 readuntil limit boundaries (limit=3, sep='X')", "[io][streams]")
   CHECK(o.left_after_notfound == "abcd");
 }
 
-TEST_CASE("Q113 readexactly waits for n bytes, leaves the extra; 0 -> empty; < 0 -> ValueError",
+TEST_CASE("Q113 readexactly waits for n bytes, leaves the extra, 0 -> empty, < 0 -> ValueError",
           "[io][streams]") {
   auto r = run1([]() -> weft::Task<std::vector<std::string>> {
     StreamReader rd;
@@ -352,7 +500,7 @@ TEST_CASE("Q114 set_exception fails the waiting read and every later read", "[io
 }
 
 TEST_CASE(
-    "Q114 a read cancelled earlier does not break set_exception; two waiting reads -> "
+    "Q114 a read cancelled earlier does not break set_exception, two waiting reads -> "
     "RuntimeError",
     "[io][streams]") {
   auto r = run1([]() -> weft::Task<std::vector<std::string>> {
@@ -498,6 +646,59 @@ TEST_CASE("Q115 drain waits above the high-water mark until the peer reads", "[i
   CHECK(r.second <= StreamWriter::kDefaultHighWater);
 }
 
+TEST_CASE("Q115 test_multiple_drain: every drain() waiting at once resumes at the low-water mark",
+          "[io][streams]") {
+  struct Out {
+    int waiting_before_read = 0;  // drainers suspended in drain() when the peer starts reading
+    int done_before_read = 0;     // drainers that had already returned by then (must be 0)
+    std::vector<std::size_t> buffered_at_resume;
+    std::size_t got = 0;
+  };
+  constexpr int kDrainers = 3;
+  constexpr std::size_t kLow = 16 * 1024;
+  // One worker: a drainer that has started and not finished is suspended in
+  // drain() (it registers before its first suspension), so counting them
+  // from the reading task needs no sleep.
+  auto o = run1([]() -> weft::Task<Out> {
+    auto [a, b] = socket_pair();
+    auto [ra, wa] = weft::io::open_stream(a);
+    auto [rb, wb] = weft::io::open_stream(b);
+    wa.set_write_buffer_limits(64 * 1024, kLow);
+    const std::size_t total = 4u << 20;  // far above the socket buffers: the flusher blocks
+    wa.write(std::string(total, 'd'));
+    int started = 0, finished = 0;
+    auto drainer = [](StreamWriter w, int* st, int* fin) -> weft::Task<std::size_t> {
+      ++*st;
+      co_await w.drain();
+      ++*fin;
+      co_return w.buffered();
+    };
+    std::vector<weft::JoinHandle<std::size_t>> hs;
+    for (int i = 0; i < kDrainers; ++i) hs.push_back(weft::spawn(drainer(wa, &started, &finished)));
+    while (started < kDrainers) co_await weft::yield_now();
+    Out out;
+    out.waiting_before_read = started - finished;
+    out.done_before_read = finished;
+    while (out.got < total) {
+      std::string chunk = co_await rb.read(1 << 16);
+      if (chunk.empty()) break;
+      out.got += chunk.size();
+    }
+    // A drainer left waiting fails the test after 30 s instead of hanging it.
+    for (auto& h : hs)
+      out.buffered_at_resume.push_back(
+          co_await weft::wait_for(std::move(h), std::chrono::seconds(30)));
+    wa.close();
+    co_await wa.wait_closed();
+    co_return out;
+  });
+  CHECK(o.waiting_before_read == kDrainers);
+  CHECK(o.done_before_read == 0);
+  CHECK(o.got == (4u << 20));
+  REQUIRE(o.buffered_at_resume.size() == static_cast<std::size_t>(kDrainers));
+  for (std::size_t b : o.buffered_at_resume) CHECK(b <= kLow);
+}
+
 TEST_CASE("Q115 a peer that sends without end cannot make readline hold more than 2 x limit",
           "[io][streams]") {
   auto r = weft::run(
@@ -629,7 +830,7 @@ TEST_CASE("streams: bad arguments are clear exceptions", "[io][streams]") {
 
 // ---------------------------------------------------------------- servers
 
-TEST_CASE("Q116 start_server + open_connection: an echo round-trips b'hello world!\\n'",
+TEST_CASE("Q116 start_server + open_connection: an echo round-trips hello world! and a newline",
           "[io][streams][server]") {
   auto r = weft::run(
       []() -> weft::Task<std::vector<std::string>> {

@@ -46,8 +46,12 @@
 // write_all, close), to be wrapped in StreamReader/StreamWriter by the
 // streams layer. A worker that writes to a pipe blocks SIGPIPE in its own
 // thread first (once per thread), so a reader that went away is reported as
-// std::system_error(EPIPE) instead of killing the process; the SIGPIPE the
-// kernel sends then stays pending, blocked, on that worker.
+// io::BrokenPipeError (EPIPE) instead of killing the process; the SIGPIPE the
+// kernel sends then stays pending, blocked, on that worker. The pipes' and
+// wait()'s operations are weft::io's own (weft/io/op.hpp), so their failures
+// map errno to exceptions as the sockets' do (weft/io/errors.hpp), with what()
+// naming the method. They take no timeout: wrap them in weft::wait_for or a
+// weft::timeout scope.
 //
 // Threads: create_subprocess_exec, pid, returncode, send_signal, terminate
 // and kill may be called from any thread. wait, communicate and the pipes'
@@ -85,7 +89,9 @@ class PipeReader {
   ~PipeReader() { close(); }
 
   /// Up to `n` bytes, at least one unless at end of file (then ""); n == 0
-  /// gives "" at once. Throws std::system_error (errno, "weft::io::PipeReader::read"),
+  /// gives "" at once. Throws what io::throw_error maps the errno to
+  /// (weft/io/errors.hpp: ConnectionResetError for ECONNRESET, ...,
+  /// std::system_error otherwise; what() begins "weft::io::PipeReader::read"),
   /// RuntimeError if closed or outside a task, CancelledError.
   Task<std::string> read(std::size_t n);
   /// Everything up to end of file. Same errors as read().
@@ -112,8 +118,9 @@ class PipeWriter {
   ~PipeWriter() { close(); }
 
   /// Writes all of `data` (the caller keeps it alive until the await ends).
-  /// Throws std::system_error (EPIPE when the reader has gone,
-  /// "weft::io::PipeWriter::write_all"), RuntimeError if closed or outside a
+  /// Throws io::BrokenPipeError when the reader has gone (EPIPE), else what
+  /// io::throw_error maps the errno to (weft/io/errors.hpp); what() begins
+  /// "weft::io::PipeWriter::write_all". RuntimeError if closed or outside a
   /// task, CancelledError (some of the data may have been written).
   Task<void> write_all(std::string_view data);
   /// Closes the descriptor (the reader then sees end of file). Idempotent.

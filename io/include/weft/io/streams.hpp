@@ -56,6 +56,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <weft/async_generator.hpp>
 #include <weft/errors.hpp>
 #include <weft/future.hpp>
 #include <weft/task.hpp>
@@ -140,6 +141,22 @@ class StreamReader {
   /// Exactly n bytes. ValueError for n < 0; IncompleteReadError if EOF comes
   /// first (buffer emptied) (§Q 113). Other errors as read().
   Task<std::string> readexactly(std::ptrdiff_t n);
+  /// asyncio's `async for line in reader`: the lines readline() returns, each
+  /// with its '\n' (the last one without, if the data does not end with
+  /// one), until EOF (§Q 109):
+  ///
+  ///   auto lines = reader.lines();
+  ///   while (auto line = co_await lines.next()) use(*line);
+  ///
+  /// Each next() is one readline(), so it raises what readline() raises
+  /// (ValueError for a line over the limit, the reader's exception, ...) and
+  /// the generator is finished afterwards. It reads nothing ahead: closing it
+  /// early (aclose(), or dropping it) leaves every line it did not yield in
+  /// the reader. The generator holds a copy of this handle, so it may outlive
+  /// this object. It counts as a read: while its next() waits, another read
+  /// raises RuntimeError. lines() itself throws only std::bad_alloc; next() must
+  /// be awaited inside a weft task. Any thread may call lines().
+  AsyncGenerator<std::string> lines() const;
 
   /// The shared state (for the writer and the server helpers).
   const std::shared_ptr<detail::ReaderState>& state() const noexcept { return s_; }

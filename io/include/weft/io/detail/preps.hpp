@@ -107,6 +107,17 @@ struct WritevPrep {
   std::size_t result(int res) noexcept { return static_cast<std::size_t>(res); }
 };
 
+/// A one-shot poll: completes when `fd` has one of the `mask` events
+/// (signalfds, pidfds: descriptors read with plain non-blocking system
+/// calls on the worker, not on a kernel io-wq thread). Returns the events.
+struct PollPrep {
+  static constexpr const char* kName = "poll";
+  int fd;
+  unsigned mask;
+  void prep(io_uring_sqe* sqe) noexcept { io_uring_prep_poll_add(sqe, fd, mask); }
+  unsigned result(int res) noexcept { return static_cast<unsigned>(res); }
+};
+
 template <bool kDataOnly>
 struct FsyncPrep {
   static constexpr const char* kName = kDataOnly ? "fdatasync" : "fsync";
