@@ -175,7 +175,7 @@ TEST_CASE("S120 run_in_executor carries f's exception to the awaiting task", "[e
   CHECK(weft::run(main(), workers(1)) == "from pool");
 }
 
-TEST_CASE("S120 cancelling a run_in_executor future does not interrupt fn; its result is dropped",
+TEST_CASE("S120 cancelling a run_in_executor future does not interrupt fn, its result is dropped",
           "[executor][cancel]") {
   std::promise<void> release;
   std::shared_future<void> gate = release.get_future().share();
@@ -328,7 +328,7 @@ TEST_CASE("S121 the default pool is bounded by min(32, cores + 4) threads", "[ex
 
 // ---- BlockingPool ----
 
-TEST_CASE("BlockingPool runs at most max_threads jobs at once; the rest queue", "[executor]") {
+TEST_CASE("BlockingPool runs at most max_threads jobs at once, the rest queue", "[executor]") {
   Gauge g;
   std::promise<void> release;
   std::shared_future<void> gate = release.get_future().share();
@@ -362,7 +362,7 @@ TEST_CASE("BlockingPool idle threads retire after keep_alive", "[executor]") {
   CHECK(pool.submit([] { return 2; }).get() == 2);  // a new thread starts on demand
 }
 
-TEST_CASE("BlockingPool threads take the lowest free id; a long name cuts the prefix, not N",
+TEST_CASE("BlockingPool threads take the lowest free id, a long name cuts the prefix, not N",
           "[executor]") {
   weft::BlockingPoolOptions o;
   o.max_threads = 12;
@@ -393,7 +393,7 @@ TEST_CASE("BlockingPool threads take the lowest free id; a long name cuts the pr
         std::set<std::string>{"weft-blocking-0", "weft-blocking-1", "weft-blocking-2"});
 }
 
-TEST_CASE("BlockingPool shutdown: new jobs refused; cancel_pending cancels queued futures",
+TEST_CASE("BlockingPool shutdown: new jobs refused, cancel_pending cancels queued futures",
           "[executor][shutdown]") {
   weft::BlockingPoolOptions o;
   o.max_threads = 1;

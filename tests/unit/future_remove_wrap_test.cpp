@@ -100,7 +100,7 @@ TEST_CASE("B19 a callback already queued (future done) cannot be removed: count 
   CHECK(ran == 1);
 }
 
-TEST_CASE("B19 a removed callback releases its captures at once; a pending future then frees",
+TEST_CASE("B19 a removed callback releases its captures at once, a pending future then frees",
           "[future][lifetime]") {
   weft_test::Counters c;
   {

@@ -138,7 +138,7 @@ TEST_CASE("B16 after set_exception: result rethrows the same object, exception()
 }
 
 TEST_CASE(
-    "B17 cancel: true once, then false; result/exception raise CancelledError(msg); set_* refused",
+    "B17 cancel: true once, then false, result/exception raise CancelledError(msg), set_* refused",
     "[future]") {
   weft::Promise<int> p(nullptr);
   weft::Future<int> f = p.get_future();
@@ -349,7 +349,7 @@ TEST_CASE("B20 awaiting a done future yields a copy each time and keeps the stor
   CHECK(c.live() == 0);       // nothing leaked, nothing destroyed twice
 }
 
-TEST_CASE("B22 CancelledError derives from nothing in <stdexcept>; other errors are weft::Error",
+TEST_CASE("B22 CancelledError derives from nothing in <stdexcept>, other errors are weft::Error",
           "[future][errors]") {
   STATIC_REQUIRE_FALSE(std::is_base_of_v<std::exception, weft::CancelledError>);
   STATIC_REQUIRE_FALSE(std::is_base_of_v<weft::Error, weft::CancelledError>);
@@ -427,7 +427,7 @@ TEST_CASE("B (threads) futures completed from foreign threads wake the awaiting 
 }
 
 TEST_CASE(
-    "B (threads) Future::get blocks a foreign thread; get(timeout) throws TimeoutError; "
+    "B (threads) Future::get blocks a foreign thread, get(timeout) throws TimeoutError, "
     "get() on a worker throws RuntimeError",
     "[future][threads]") {
   weft::Runtime rt(workers(2));

@@ -239,7 +239,7 @@ TEST_CASE("A6 a cancelled Handle never runs and reports cancelled()", "[loop]") 
   CHECK(o.later_ran);
 }
 
-TEST_CASE("A6 a cancelled TimerHandle never runs; when() is time() + delay", "[loop][timer]") {
+TEST_CASE("A6 a cancelled TimerHandle never runs, when() is time() + delay", "[loop][timer]") {
   struct Out {
     bool ran = false, cancelled = false, when_ok = false;
     std::vector<char> log;
@@ -513,7 +513,7 @@ TEST_CASE("A11 block_on, run and Runtime construction from inside a worker throw
 }
 
 TEST_CASE(
-    "A12 after shutdown, spawn, block_on and call_soon_threadsafe throw RuntimeError; "
+    "A12 after shutdown, spawn, block_on and call_soon_threadsafe throw RuntimeError, "
     "shutdown is idempotent",
     "[loop][runtime]") {
   weft::Runtime rt(workers(2));
@@ -546,7 +546,7 @@ TEST_CASE("A12 shutdown called on a worker (closing a running loop) throws Runti
   CHECK(rt.block_on(again()) == 5);
 }
 
-TEST_CASE("A13 running_loop outside a worker throws RuntimeError(\"no running event loop\")",
+TEST_CASE("A13 running_loop outside a worker throws RuntimeError('no running event loop')",
           "[loop]") {
   CHECK(weft::Loop::current() == nullptr);
   try {

@@ -244,7 +244,7 @@ TEST_CASE("R118 Runtime::shutdown and the destructor follow the same end sequenc
   }
 }
 
-TEST_CASE("R119 repeated block_on calls share one runtime; tasks live on between them", "[run]") {
+TEST_CASE("R119 repeated block_on calls share one runtime, tasks live on between them", "[run]") {
   weft::Runtime rt(workers(2));
   auto background = [](weft::Future<int> f) -> weft::Task<int> { co_return co_await f * 2; };
   auto first = [](decltype(background)* mk, weft::Future<int> f,
@@ -269,7 +269,7 @@ TEST_CASE("R119 repeated block_on calls share one runtime; tasks live on between
 }
 
 TEST_CASE(
-    "R119 after shutdown (idempotent) block_on and spawn throw RuntimeError; block_on on a "
+    "R119 after shutdown (idempotent) block_on and spawn throw RuntimeError, block_on on a "
     "worker throws",
     "[run]") {
   weft::Runtime rt(workers(1));

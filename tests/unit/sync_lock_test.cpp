@@ -56,7 +56,7 @@ weft::Task<void> lock_user(weft::Lock* l, Log* log, std::string name) {
 }  // namespace
 
 TEST_CASE(
-    "L85 a free lock is acquired without suspending; locked() reflects it; the guard releases",
+    "L85 a free lock is acquired without suspending, locked() reflects it, the guard releases",
     "[sync][lock]") {
   struct Out {
     bool before = true, during = false, after = true, tried = false, tried_again = true;
@@ -83,7 +83,7 @@ TEST_CASE(
   CHECK(o.tried);
 }
 
-TEST_CASE("L86 release() of an unlocked lock throws RuntimeError; any task may release",
+TEST_CASE("L86 release() of an unlocked lock throws RuntimeError, any task may release",
           "[sync][lock]") {
   auto releaser = [](weft::Lock* l) -> weft::Task<void> {
     l->release();
@@ -121,7 +121,7 @@ TEST_CASE("L87 waiters acquire in FIFO order and a newcomer cannot barge", "[syn
   CHECK(weft::run(main(), one_fifo()) == std::vector<std::string>{"0", "1", "2", "B"});
 }
 
-TEST_CASE("L88 a cancelled waiter leaves the queue; one picked then cancelled passes the lock on",
+TEST_CASE("L88 a cancelled waiter leaves the queue, one picked then cancelled passes the lock on",
           "[sync][lock]") {
   struct Out {
     bool first_cancelled = false, second_cancelled = false;
@@ -198,7 +198,7 @@ weft::Task<void> event_waiter(weft::Event* e, Log* log, std::string name) {
 }
 }  // namespace
 
-TEST_CASE("M89 wait() on a set event returns at once; set() wakes every waiter in queue order",
+TEST_CASE("M89 wait() on a set event returns at once, set() wakes every waiter in queue order",
           "[sync][event]") {
   struct Out {
     bool immediate = false;
@@ -247,7 +247,7 @@ TEST_CASE("M89 a cancelled wait() leaves no waiter behind", "[sync][event]") {
   CHECK(weft::run(main(), one_fifo()) == 2);
 }
 
-TEST_CASE("M90 set() then clear() still wakes the blocked waiters; is_set() is false",
+TEST_CASE("M90 set() then clear() still wakes the blocked waiters, is_set() is false",
           "[sync][event]") {
   auto main = []() -> weft::Task<int> {
     weft::Event e;
@@ -291,7 +291,7 @@ weft::Task<void> cond_waiter(weft::Condition* c, Log* log, std::string name) {
 }  // namespace
 
 TEST_CASE(
-    "N91 wait/notify/notify_all without the lock throw RuntimeError; a true wait_for "
+    "N91 wait/notify/notify_all without the lock throw RuntimeError, a true wait_for "
     "predicate needs no lock",
     "[sync][condition]") {
   auto main = []() -> weft::Task<int> {
@@ -320,7 +320,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "N92 notify(n) wakes at most n waiters FIFO; each returns holding the lock after the "
+    "N92 notify(n) wakes at most n waiters FIFO, each returns holding the lock after the "
     "notifier releases",
     "[sync][condition]") {
   struct Out {
@@ -446,7 +446,7 @@ TEST_CASE("N95 a notified-then-cancelled waiter hands the wake-up on (3.13) with
 // ---------------------------------------------------------------- Semaphore
 
 TEST_CASE(
-    "O96 Semaphore values: -1 is ValueError; 0 is locked; release may exceed; "
+    "O96 Semaphore values: -1 is ValueError, 0 is locked, release may exceed, "
     "BoundedSemaphore may not",
     "[sync][semaphore]") {
   CHECK_THROWS_AS(weft::Semaphore(-1), weft::ValueError);
@@ -543,7 +543,7 @@ TEST_CASE("O (threads) Semaphore bounds concurrency across two workers", "[sync]
 // ---------------------------------------------------------------- Barrier
 
 TEST_CASE(
-    "O99 Barrier: n arrivals get distinct indices 0..n-1 and it is reusable; Barrier(0) is "
+    "O99 Barrier: n arrivals get distinct indices 0..n-1 and it is reusable, Barrier(0) is "
     "ValueError",
     "[sync][barrier]") {
   CHECK_THROWS_AS(weft::Barrier(0), weft::ValueError);
@@ -571,7 +571,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "O99 Barrier abort() breaks current and future waiters; reset() breaks current ones "
+    "O99 Barrier abort() breaks current and future waiters, reset() breaks current ones "
     "and makes it usable",
     "[sync][barrier]") {
   auto party = [](weft::Barrier* b) -> weft::Task<int> {

@@ -37,7 +37,7 @@ weft::Task<int> getter(weft::Queue<int>* q) { co_return co_await q->get(); }
 weft::Task<void> putter(weft::Queue<int>* q, int v) { co_await q->put(v); }
 }  // namespace
 
-TEST_CASE("P100 put order 1 3 2: Queue gets 1 3 2; LifoQueue 2 3 1; PriorityQueue 1 2 3",
+TEST_CASE("P100 put order 1 3 2: Queue gets 1 3 2, LifoQueue 2 3 1, PriorityQueue 1 2 3",
           "[sync][queue]") {
   weft::Queue<int> q;
   weft::LifoQueue<int> l;
@@ -47,7 +47,7 @@ TEST_CASE("P100 put order 1 3 2: Queue gets 1 3 2; LifoQueue 2 3 1; PriorityQueu
   CHECK(weft::run(drain_order(&p), one_fifo()) == std::vector<int>{1, 2, 3});
 }
 
-TEST_CASE("P101 maxsize 2 blocks the third put until a get; maxsize <= 0 is unbounded",
+TEST_CASE("P101 maxsize 2 blocks the third put until a get, maxsize <= 0 is unbounded",
           "[sync][queue]") {
   auto main = []() -> weft::Task<std::vector<int>> {
     std::vector<int> out;
@@ -69,7 +69,7 @@ TEST_CASE("P101 maxsize 2 blocks the third put until a get; maxsize <= 0 is unbo
   CHECK(weft::run(main(), one_fifo()) == std::vector<int>{1, 0, 1, 2, 0});
 }
 
-TEST_CASE("P102 put_nowait on a full queue throws QueueFull; get_nowait on an empty one QueueEmpty",
+TEST_CASE("P102 put_nowait on a full queue throws QueueFull, get_nowait on an empty one QueueEmpty",
           "[sync][queue]") {
   weft::Queue<int> q(1);
   CHECK_THROWS_AS(q.get_nowait(), weft::QueueEmpty);
@@ -82,7 +82,7 @@ TEST_CASE("P102 put_nowait on a full queue throws QueueFull; get_nowait on an em
   static_assert(std::is_base_of_v<weft::Error, weft::BrokenBarrierError>);
 }
 
-TEST_CASE("P103 join waits for task_done of every put item; an extra task_done is ValueError",
+TEST_CASE("P103 join waits for task_done of every put item, an extra task_done is ValueError",
           "[sync][queue]") {
   auto main = []() -> weft::Task<std::vector<int>> {
     std::vector<int> out;
@@ -112,7 +112,7 @@ TEST_CASE("P103 join waits for task_done of every put item; an extra task_done i
   CHECK(weft::run(main(), one_fifo()) == std::vector<int>{0, 0, 1, 2});
 }
 
-TEST_CASE("P104 each put wakes one getter FIFO; a woken getter reserves nothing", "[sync][queue]") {
+TEST_CASE("P104 each put wakes one getter FIFO, a woken getter reserves nothing", "[sync][queue]") {
   auto main = []() -> weft::Task<std::vector<int>> {
     std::vector<int> out;
     weft::Queue<int> q;
@@ -177,7 +177,7 @@ TEST_CASE("P105 cancelling a blocked get never loses an item", "[sync][queue]") 
   CHECK(weft::run(main(), one_fifo()) == std::vector<int>{-1, -2, 1, 2});
 }
 
-TEST_CASE("P106 cancelling a blocked put never enqueues its item; other putters keep their order",
+TEST_CASE("P106 cancelling a blocked put never enqueues its item, other putters keep their order",
           "[sync][queue]") {
   auto main = []() -> weft::Task<std::vector<int>> {
     std::vector<int> out;
@@ -203,7 +203,7 @@ TEST_CASE("P106 cancelling a blocked put never enqueues its item; other putters 
 }
 
 TEST_CASE(
-    "P107 shutdown: puts raise QueueShutDown; gets drain then raise; immediate drops items "
+    "P107 shutdown: puts raise QueueShutDown, gets drain then raise, immediate drops items "
     "and releases join",
     "[sync][queue]") {
   auto main = []() -> weft::Task<std::vector<int>> {
@@ -287,7 +287,7 @@ TEST_CASE("P (threads) put_nowait from foreign threads and getters on two worker
 
 // ---------------------------------------------------------------- Channel
 
-TEST_CASE("Channel bounded: send waits while full; receivers drain then see the end after close",
+TEST_CASE("Channel bounded: send waits while full, receivers drain then see the end after close",
           "[sync][channel]") {
   auto main = []() -> weft::Task<std::vector<int>> {
     std::vector<int> out;
@@ -388,7 +388,7 @@ TEST_CASE("Channel cancelling a blocked recv never loses an item", "[sync][chann
 
 // ---------------------------------------------------------------- oneshot
 
-TEST_CASE("oneshot delivers one value (also from a foreign thread); a dropped sender closes it",
+TEST_CASE("oneshot delivers one value (also from a foreign thread), a dropped sender closes it",
           "[sync][oneshot]") {
   auto main = []() -> weft::Task<std::vector<int>> {
     std::vector<int> out;

@@ -49,7 +49,7 @@ weft::Task<int> blocked_on(weft::Future<int> f, weft::Promise<void>* started, st
 // ---------------------------------------------------------------------------
 // C23 spawn
 
-TEST_CASE("C23 spawn runs none of the body synchronously; tasks start in creation order",
+TEST_CASE("C23 spawn runs none of the body synchronously, tasks start in creation order",
           "[task]") {
   struct Out {
     std::vector<int> at_spawn, after_yield;
@@ -75,7 +75,7 @@ TEST_CASE("C23 spawn runs none of the body synchronously; tasks start in creatio
 }
 
 TEST_CASE(
-    "C23 a Task is lazy: calling the coroutine runs nothing; dropping it unstarted destroys "
+    "C23 a Task is lazy: calling the coroutine runs nothing, dropping it unstarted destroys "
     "its frame",
     "[task]") {
   weft_test::Counters c;
@@ -126,7 +126,7 @@ TEST_CASE("C23 spawn names: the name option, and Task-<id> by default", "[task]"
   CHECK(o.main_name == "main");  // run() names its main task
 }
 
-TEST_CASE("C23 spawn outside a worker throws RuntimeError; an empty Task is invalid_argument",
+TEST_CASE("C23 spawn outside a worker throws RuntimeError, an empty Task is invalid_argument",
           "[task]") {
   auto body = []() -> weft::Task<int> { co_return 1; };
   CHECK_THROWS_AS(weft::spawn(body()), weft::RuntimeError);
@@ -218,7 +218,7 @@ TEST_CASE(
 // ---------------------------------------------------------------------------
 // C24 results and exceptions
 
-TEST_CASE("C24 a task's result is its return value; awaiting it rethrows its exception", "[task]") {
+TEST_CASE("C24 a task's result is its return value, awaiting it rethrows its exception", "[task]") {
   struct Out {
     int inline_value = 0, spawned_value = 0, result_value = 0;
     int inline_code = 0, spawned_code = 0, result_code = 0;
@@ -266,7 +266,7 @@ TEST_CASE("C24 a task's result is its return value; awaiting it rethrows its exc
   CHECK(o.exception_ptr_set);
 }
 
-TEST_CASE("C24 a task awaiting itself fails with RuntimeError(\"Task cannot await on itself\")",
+TEST_CASE("C24 a task awaiting itself fails with RuntimeError('Task cannot await on itself')",
           "[task]") {
   // The future is owned by main, not by the task's frame: a handle on the task
   // held in its own frame would be a reference cycle (a leak).
@@ -374,7 +374,7 @@ TEST_CASE(
 // Task<T> / JoinHandle<T> value categories (task.hpp: T may be void, a value,
 // a reference or move-only).
 
-TEST_CASE("C24 Task<T> copyable value: co_await moves, no copies; the frame's value dies once",
+TEST_CASE("C24 Task<T> copyable value: co_await moves, no copies, the frame's value dies once",
           "[task][values]") {
   weft_test::Counters c;
   auto make = [](weft_test::Counters* cs) -> weft::Task<weft_test::Tracked> {
@@ -514,7 +514,7 @@ TEST_CASE("C24 Task<void> and JoinHandle<void> complete, and carry exceptions", 
 // ---------------------------------------------------------------------------
 // C25-C36 cancellation
 
-TEST_CASE("C25 cancel() on a task blocked on a future cancels the future; the task ends cancelled",
+TEST_CASE("C25 cancel() on a task blocked on a future cancels the future, the task ends cancelled",
           "[task][cancel]") {
   struct Out {
     bool first = false, second = true, cancelled = false, future_cancelled = false;
@@ -579,7 +579,7 @@ TEST_CASE("C25 (threads) cancel() from a foreign thread reaches a task blocked o
 }
 
 TEST_CASE(
-    "C26 cancel before the first step runs none of the body; CancelledError carries the message",
+    "C26 cancel before the first step runs none of the body, CancelledError carries the message",
     "[task][cancel]") {
   struct Out {
     bool ran = true, cancel_ok = false, cancelled = false;
@@ -985,7 +985,7 @@ TEST_CASE("C32 cancellation unwinds nested coroutine frames innermost-first (pro
 }
 
 TEST_CASE(
-    "C33 cancel(msg): awaiting the cancelled task raises CancelledError(msg); no msg -> empty",
+    "C33 cancel(msg): awaiting the cancelled task raises CancelledError(msg), no msg -> empty",
     "[task][cancel]") {
   struct Out {
     std::string awaited, result, exception, seen_inside, plain;
@@ -1169,7 +1169,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "C36 a non-std exception raised while handling a cancel propagates out of run; the task "
+    "C36 a non-std exception raised while handling a cancel propagates out of run, the task "
     "is done with it, not cancelled",
     "[task][cancel]") {
   struct Out {

@@ -114,7 +114,7 @@ TEST_CASE(
   CHECK(o.running_cancelled);
 }
 
-TEST_CASE("G58 an inner that suppresses the cancel returns its value; another exception wins",
+TEST_CASE("G58 an inner that suppresses the cancel returns its value, another exception wins",
           "[wait_for]") {
   auto swallow = []() -> weft::Task<int> {
     try {
