@@ -16,9 +16,12 @@
 //   kQueued    in the list; only a waker (under the mutex) or the cancel hook
 //              (under the mutex) takes it out.
 //   kGranted   a waker took it out and gave it what it waited for (the lock,
-//              a permit, a notification). After unlocking, the waker reads
-//              `task`, sets `done` (release) and calls wake(task): after the
-//              `done` store the node may already be gone.
+//              a permit, a notification), and queued it on a WakeChain. After
+//              unlocking, the chain reads the node's `next` and `task`, then
+//              calls complete_wait(task): that CAS on the task's state word
+//              (acq_rel, see task_header.hpp) publishes the grant, and after it
+//              the task may run and free its frame, the node with it, so the
+//              waker touches neither again.
 //   kCancelled the cancel hook took it out (or a pending cancel was found at
 //              the await): await_resume throws CancelledError.
 //   kBroken    primitive-specific failure (Barrier broken, Queue shut down...)
