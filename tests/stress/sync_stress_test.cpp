@@ -24,7 +24,8 @@
 //               PriorityQueue also: one consumer draining a quiescent queue
 //               (filled from both workers and a foreign thread) gets the
 //               items smallest first.
-//   Channel     the same, with foreign-thread try_send and cancelled recvs.
+//   Channel     the same, with cancelled recvs and foreign threads calling
+//               try_send, blocking_send and blocking_recv.
 //   oneshot     every value sent across workers/threads arrives once; sent
 //               from a foreign thread to receivers on both workers, some
 //               cancelled (they await again) and some senders dropped unsent
@@ -607,11 +608,21 @@ bool channel_scenario(weft::Runtime& rt, std::uint64_t seed, bool bounded) {
   std::vector<weft::JoinHandle<void>> producers, consumers;
   for (int i = 0; i < 3; ++i) producers.push_back(rt.spawn(ch_producer(ch, &sent, 300 * kScale)));
   for (int i = 0; i < 3; ++i) consumers.push_back(rt.spawn(ch_consumer(ch, &got)));
+  // Foreign threads: one sends, half with try_send and half with
+  // blocking_send (queued with the waiting tasks), one receives with
+  // blocking_recv until the end.
   std::thread foreign([ch, &sent]() mutable {
     for (long i = 1; i <= 200; ++i) {
-      while (!ch.try_send(i)) std::this_thread::yield();
+      if (i % 2 == 0) {
+        ch.blocking_send(i);
+      } else {
+        while (!ch.try_send(i)) std::this_thread::yield();
+      }
       sent.fetch_add(i);
     }
+  });
+  std::thread foreign_rx([ch, &got]() mutable {
+    while (std::optional<long> v = ch.blocking_recv()) got.fetch_add(*v);
   });
   auto drive = [](std::vector<weft::JoinHandle<void>>* p, std::vector<weft::JoinHandle<void>>* c,
                   Rng r) -> weft::Task<void> {
@@ -628,6 +639,7 @@ bool channel_scenario(weft::Runtime& rt, std::uint64_t seed, bool bounded) {
     while (std::optional<long> v = co_await c.recv()) g->fetch_add(*v);
   };
   rt.block_on(drain(ch, &consumers, &got));
+  foreign_rx.join();
   return got.load() == sent.load();
 }
 
