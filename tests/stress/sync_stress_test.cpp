@@ -46,8 +46,8 @@ namespace {
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 // Many short seeds rather than a few long ones: the interleavings differ per
-// seed. 200 seeds took 36 s in the tsan build on the 2-core VM (100 took
-// 19 s), leaving room under a minute when the cores are shared.
+// seed. 200 seeds took 21-37 s in the tsan build on the 2-core VM, depending
+// on what else ran (100 took 19 s under load), leaving room under a minute.
 constexpr int kSeeds = 200;
 constexpr int kScale = 1;
 #else
