@@ -21,7 +21,8 @@
 //              calls complete_wait(task): that CAS on the task's state word
 //              (acq_rel, see task_header.hpp) publishes the grant, and after it
 //              the task may run and free its frame, the node with it, so the
-//              waker touches neither again.
+//              waker touches neither again. (A ThreadWaiter, whose `task` is
+//              null, is signalled under its own mutex instead; see below.)
 //   kCancelled the cancel hook took it out (or a pending cancel was found at
 //              the await): await_resume throws CancelledError.
 //   kBroken    primitive-specific failure (Barrier broken, Queue shut down...)
