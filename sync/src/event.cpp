@@ -29,7 +29,8 @@ void Event::set() noexcept {
   {
     std::lock_guard g(m_);
     // release: what the setter wrote before set() is visible to waiters that
-    // see is_set() (the woken ones synchronise through the mutex and `done`).
+    // see is_set() (the woken ones synchronise through the mutex and the
+    // complete_wait CAS on their task's state word).
     set_.store(true, std::memory_order_release);
     wake.add_all(waiters_.take_all(), SyncWaiter::kGranted);
   }

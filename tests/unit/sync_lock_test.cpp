@@ -12,6 +12,7 @@
 //       the lock over directly and reports True during the hand-over (README).
 //   N95 (part) "the original instance": weft raises a CancelledError with the
 //       same message, not the same object.
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <string>
@@ -627,4 +628,72 @@ TEST_CASE("O99 a waiter cancelled before the barrier trips leaves the cycle", "[
     co_return out;
   };
   CHECK(weft::run(main(&party), one_fifo()) == std::vector<int>{1, -1, 0, 1});
+}
+
+TEST_CASE(
+    "O99 (threads) Barrier parties on two workers: every round's indices are 0..n-1, and "
+    "parties woken from the other worker wait again",
+    "[sync][barrier]") {
+  // Parties 0 and 1 meet before each arrival: each spins until the other has
+  // come, so both run at once, i.e. on different workers, and every round
+  // has arrivals from both workers. Whoever arrives last trips the barrier
+  // from its worker, so at least one of 0 and 1 is woken from the other
+  // worker in every round, and then arrives again. Party 2 arrives wherever
+  // it runs. The LIFO slot is off: a task in it cannot be stolen, and the
+  // last arrival, going on to spin for its partner, would leave the partner
+  // it just woke stuck in its own worker's LIFO slot.
+  constexpr int kRounds = 200;
+  constexpr std::size_t kN = 3;
+  struct Arrival {
+    unsigned worker = 0;  // where the party called wait()
+    std::size_t index = 0;
+  };
+  struct Shared {
+    weft::Barrier b{kN};
+    std::atomic<int> met{0};
+    std::vector<std::vector<Arrival>> log =
+        std::vector<std::vector<Arrival>>(kRounds, std::vector<Arrival>(kN));
+  };
+  auto party = [](Shared* s, std::size_t p) -> weft::Task<void> {
+    for (int r = 0; r < kRounds; ++r) {
+      if (p < 2) {
+        s->met.fetch_add(1);
+        while (s->met.load() < 2 * (r + 1)) std::this_thread::yield();
+      }
+      Arrival& a = s->log[static_cast<std::size_t>(r)][p];
+      a.worker = weft::Loop::current()->index();
+      a.index = co_await s->b.wait();
+    }
+  };
+  weft::RuntimeOptions o = workers(2);
+  o.lifo_slot = false;
+  weft::Runtime rt(o);
+  Shared s;
+  std::vector<weft::JoinHandle<void>> hs;
+  for (std::size_t p = 0; p < kN; ++p) hs.push_back(rt.spawn(party(&s, p)));
+  rt.block_on(join_all(std::move(hs)));  // hangs if a wake-up across workers is lost
+
+  int both_workers = 0, woken_across = 0, bad_indices = 0;
+  for (const auto& round : s.log) {
+    std::vector<std::size_t> idx;
+    for (const Arrival& a : round) idx.push_back(a.index);
+    std::sort(idx.begin(), idx.end());
+    if (idx != std::vector<std::size_t>{0, 1, 2}) ++bad_indices;
+    if (round[0].worker != round[1].worker) ++both_workers;
+    const Arrival* last = nullptr;  // the arrival that tripped the round
+    for (const Arrival& a : round)
+      if (a.index == kN - 1) last = &a;
+    if (last == nullptr) continue;
+    for (const Arrival& a : round)
+      if (&a != last && a.worker != last->worker) {
+        ++woken_across;
+        break;
+      }
+  }
+  CHECK(bad_indices == 0);
+  CHECK(both_workers == kRounds);
+  CHECK(woken_across == kRounds);
+  CHECK(s.b.n_waiting() == 0);
+  CHECK_FALSE(s.b.broken());
+  rt.shutdown();
 }

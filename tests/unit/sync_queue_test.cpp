@@ -5,8 +5,12 @@
 // Skipped: P106 (part) test_cancelled_put_silence_value_error_exception is
 // about a Python-internal ValueError from list.remove; weft's intrusive list
 // has no such failure mode.
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -384,6 +388,145 @@ TEST_CASE("Channel cancelling a blocked recv never loses an item", "[sync][chann
     co_return out;
   };
   CHECK(weft::run(main(), one_fifo()) == std::vector<int>{-1, 1, -2, 2});
+}
+
+namespace {
+// Waits until thread `tid` sleeps in the kernel (state S in /proc): the
+// threads below make one blocking call, so S means they block in it. A
+// false S (a thread still starting) only weakens a test, never fails it:
+// each outcome checked below is the same whenever the thread gets there.
+void wait_until_sleeping(pid_t tid) {
+  const std::string path = "/proc/self/task/" + std::to_string(tid) + "/stat";
+  for (;;) {
+    std::ifstream f(path);
+    std::string line;
+    std::getline(f, line);
+    std::size_t p = line.rfind(')');  // the name, in parentheses, may hold spaces
+    if (p != std::string::npos && p + 2 < line.size() && line[p + 2] == 'S') return;
+    std::this_thread::yield();
+  }
+}
+pid_t this_tid() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
+}  // namespace
+
+TEST_CASE(
+    "Channel blocking_send from a foreign thread blocks on a full channel until a task "
+    "receives",
+    "[sync][channel]") {
+  weft::Runtime rt(workers(2));
+  weft::Channel<int> ch(1);
+  REQUIRE(ch.try_send(1));
+  std::atomic<pid_t> tid{0};
+  std::atomic<bool> returned{false};
+  std::thread t([ch, &tid, &returned]() mutable {
+    tid.store(this_tid());
+    ch.blocking_send(2);  // full: blocks
+    returned.store(true);
+    for (int i = 3; i <= 2000; ++i) ch.blocking_send(i);
+    ch.close();
+  });
+  while (tid.load() == 0) std::this_thread::yield();
+  wait_until_sleeping(tid.load());
+  CHECK_FALSE(returned.load());
+  CHECK(ch.size() == 1);
+  // One consumer on the runtime: FIFO, nothing lost, the end after close().
+  auto consumer = [](weft::Channel<int> c) -> weft::Task<bool> {
+    int expect = 1;
+    while (std::optional<int> v = co_await c.recv()) {
+      if (*v != expect++) co_return false;
+      if (expect % 7 == 0) co_await weft::yield_now();
+    }
+    co_return expect == 2001;
+  };
+  CHECK(rt.block_on(consumer(ch)));
+  t.join();
+  CHECK(returned.load());
+}
+
+TEST_CASE(
+    "Channel close() while a foreign thread blocks in blocking_send raises ChannelClosed "
+    "there; the item is not sent",
+    "[sync][channel]") {
+  weft::Runtime rt(workers(2));
+  weft::Channel<int> ch(1);
+  REQUIRE(ch.try_send(1));
+  std::atomic<pid_t> tid{0};
+  std::atomic<int> outcome{0};  // 1: returned, 2: ChannelClosed
+  std::thread t([ch, &tid, &outcome]() mutable {
+    tid.store(this_tid());
+    try {
+      ch.blocking_send(2);
+      outcome.store(1);
+    } catch (const weft::ChannelClosed&) {
+      outcome.store(2);
+    }
+  });
+  while (tid.load() == 0) std::this_thread::yield();
+  wait_until_sleeping(tid.load());
+  ch.close();
+  t.join();
+  CHECK(outcome.load() == 2);
+  CHECK_THROWS_AS(ch.blocking_send(3), weft::ChannelClosed);  // closed before: at once
+  auto drain = [](weft::Channel<int> c) -> weft::Task<std::vector<int>> {
+    std::vector<int> got;
+    while (std::optional<int> v = co_await c.recv()) got.push_back(*v);
+    co_return got;
+  };
+  CHECK(rt.block_on(drain(ch)) == std::vector<int>{1});
+}
+
+TEST_CASE(
+    "Channel blocking_recv from a foreign thread blocks until a task sends; close() ends it "
+    "with nullopt",
+    "[sync][channel]") {
+  weft::Runtime rt(workers(2));
+  weft::Channel<int> ch(4);
+  std::atomic<pid_t> tid{0};
+  std::atomic<int> first{0};
+  std::atomic<int> second{0};  // -1: nullopt
+  std::atomic<bool> waiting_again{false};
+  std::thread t([ch, &tid, &first, &second, &waiting_again]() mutable {
+    tid.store(this_tid());
+    first.store(ch.blocking_recv().value_or(-1));
+    waiting_again.store(true);
+    second.store(ch.blocking_recv().value_or(-1));
+  });
+  while (tid.load() == 0) std::this_thread::yield();
+  wait_until_sleeping(tid.load());
+  auto sender = [](weft::Channel<int> c) -> weft::Task<void> { co_await c.send(5); };
+  rt.block_on(sender(ch));
+  while (!waiting_again.load()) std::this_thread::yield();
+  wait_until_sleeping(tid.load());
+  CHECK(first.load() == 5);
+  ch.close();
+  t.join();
+  CHECK(second.load() == -1);
+}
+
+TEST_CASE("Channel blocking_send and blocking_recv on a worker thread throw RuntimeError",
+          "[sync][channel]") {
+  auto main = []() -> weft::Task<std::vector<std::string>> {
+    std::vector<std::string> out;
+    weft::Channel<int> ch(1);
+    try {
+      ch.blocking_send(1);
+    } catch (const weft::RuntimeError& e) {
+      out.emplace_back(e.what());
+    }
+    try {
+      (void)ch.blocking_recv();
+    } catch (const weft::RuntimeError& e) {
+      out.emplace_back(e.what());
+    }
+    out.push_back(std::to_string(ch.size()));  // nothing was sent
+    co_return out;
+  };
+  std::vector<std::string> out = weft::run(main(), workers(1));
+  REQUIRE(out.size() == 3);
+  CHECK(out[0].find("blocking_send") != std::string::npos);
+  CHECK(out[0].find("worker thread") != std::string::npos);
+  CHECK(out[1].find("blocking_recv") != std::string::npos);
+  CHECK(out[2] == "0");
 }
 
 // ---------------------------------------------------------------- oneshot

@@ -553,29 +553,38 @@ fn mutex_run(rt: &Runtime, rounds: u64) -> u64 {
     nanos_since(t0)
 }
 
-// Fan-out: 500 tasks wait on a broadcast receiver each (subscribed before
-// the send, so none can miss it), one send wakes them all.
+// Fan-out: 500 tasks wait on one tokio::sync::Notify, the analogue of
+// weft's Event (notify_waiters wakes every registered waiter, as Event::set
+// does). notify_waiters stores no permit, so a waiter that has not registered
+// yet would miss it: each task enables its Notified future (which registers
+// it) before it counts itself ready, and the root calls notify_waiters only
+// once all 500 are counted, as weft's side sets its Event.
 fn notify_run(rt: &Runtime, rounds: u64) -> u64 {
     let t0 = Instant::now();
     rt.block_on(async move {
         tokio::spawn(async move {
             for _ in 0..rounds {
-                let (tx, _) = tokio::sync::broadcast::channel::<()>(1);
+                let notify = Arc::new(tokio::sync::Notify::new());
                 let ready = Arc::new(AtomicUsize::new(0));
                 let hs: Vec<_> = (0..FAN_OUT)
                     .map(|_| {
-                        let mut rx = tx.subscribe();
+                        let notify = notify.clone();
                         let ready = ready.clone();
                         tokio::spawn(async move {
-                            ready.fetch_add(1, Ordering::Relaxed);
-                            rx.recv().await.unwrap();
+                            let notified = notify.notified();
+                            tokio::pin!(notified);
+                            notified.as_mut().enable();
+                            // Release: the registration above happens before
+                            // the root's notify_waiters (it loads with Acquire).
+                            ready.fetch_add(1, Ordering::Release);
+                            notified.await;
                         })
                     })
                     .collect();
-                while (ready.load(Ordering::Relaxed) as u64) < FAN_OUT {
+                while (ready.load(Ordering::Acquire) as u64) < FAN_OUT {
                     tokio::task::yield_now().await;
                 }
-                tx.send(()).unwrap();
+                notify.notify_waiters();
                 for h in hs {
                     h.await.unwrap();
                 }
@@ -770,7 +779,7 @@ fn main() {
             out.int("n", n);
             let ns = notify_run(&rt, n);
             out.timing(ns, n * FAN_OUT);
-            out.str("note", "per round: 500 tasks on tokio::sync::broadcast receivers, one send once they wait, join all");
+            out.str("note", "per round: spawn 500 waiters on a tokio::sync::Notify (Notified::enable first), notify_waiters() once they wait, join all");
         }
         _ => unreachable!(),
     }

@@ -20,10 +20,12 @@
 // Cost: one short spinlock section per send/recv (detail::SpinLock says
 // why not std::mutex here); no allocation except the buffer's own growth.
 //
-// Threads: every member may be called from any thread. try_send() and
-// close() also from threads outside the runtime (so does send() on an
-// unbounded channel via try_send); send()/recv() must be awaited inside a
-// weft task.
+// Threads: every member may be called from any thread. try_send(),
+// try_recv() and close() also from threads outside the runtime, and
+// blocking_send()/blocking_recv() only from those (Tokio's blocking_send and
+// blocking_recv): they block the calling thread, queued FIFO with the tasks
+// that wait, and throw RuntimeError on a worker thread, whose loop they
+// would stall. send()/recv() must be awaited inside a weft task.
 #pragma once
 
 #include <atomic>
@@ -32,7 +34,9 @@
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <utility>
+#include <weft/loop.hpp>
 #include <weft/sync/detail/wait_list.hpp>
 #include <weft/sync/errors.hpp>
 
@@ -127,6 +131,28 @@ class Channel {
   }
   bool try_send(T&& item) { return try_send(item); }
 
+  /// Sends `item` from a thread outside the runtime, blocking the thread
+  /// while the buffer is full (Tokio's blocking_send). Throws ChannelClosed
+  /// if the channel is closed before or while it blocks (the item is then
+  /// not sent), as send() does; RuntimeError if called on a worker thread
+  /// of a runtime (inside a task, use co_await send()).
+  void blocking_send(T item) {
+    check_not_worker("blocking_send", "co_await send()");
+    detail::ThreadWaiter w;
+    {
+      detail::WakeChain wake;
+      std::lock_guard g(s_->m);
+      if (try_send_locked(s_, item, wake)) return;
+      if (s_->closed) throw ChannelClosed();
+      w.value = reinterpret_cast<std::uintptr_t>(&item);
+      w.owner = s_;
+      w.state = SyncWaiter::kQueued;
+      s_->senders.push_back(&w);  // a receiver moves `item` out, or close() breaks us
+    }
+    w.wait();
+    if (w.state == SyncWaiter::kBroken) throw ChannelClosed();
+  }
+
   struct RecvAwaiter {
     State* s;
     std::optional<T> slot{};
@@ -169,6 +195,27 @@ class Channel {
     return v;
   }
 
+  /// Receives the next item from a thread outside the runtime, blocking the
+  /// thread while nothing is buffered (Tokio's blocking_recv); std::nullopt
+  /// once closed and drained, as recv(). Throws RuntimeError if called on a
+  /// worker thread of a runtime (inside a task, use co_await recv()).
+  std::optional<T> blocking_recv() {
+    check_not_worker("blocking_recv", "co_await recv()");
+    std::optional<T> slot;
+    detail::ThreadWaiter w;
+    {
+      detail::WakeChain wake;
+      std::lock_guard g(s_->m);
+      if (try_recv_locked(s_, slot, wake) || s_->closed) return slot;
+      w.value = reinterpret_cast<std::uintptr_t>(&slot);
+      w.owner = s_;
+      w.state = SyncWaiter::kQueued;
+      s_->receivers.push_back(&w);  // a sender fills `slot`, or close() ends it
+    }
+    w.wait();
+    return slot;
+  }
+
   /// Closes the channel (idempotent). Never throws. Any thread.
   void close() noexcept {
     detail::WakeChain wake;
@@ -191,6 +238,14 @@ class Channel {
 
  private:
   explicit Channel(State* s) noexcept : s_(s) {}
+
+  // Blocking a worker thread would stall its loop (and every task on it).
+  static void check_not_worker(const char* what, const char* instead) {
+    if (Loop::current() != nullptr)
+      throw RuntimeError(std::string("weft::Channel::") + what +
+                         ": cannot block a worker thread of a runtime; inside a task use " +
+                         instead);
+  }
 
   static bool try_send_locked(State* s, T& item, detail::WakeChain& wake) {
     if (s->closed) return false;

@@ -16,9 +16,13 @@
 //   kQueued    in the list; only a waker (under the mutex) or the cancel hook
 //              (under the mutex) takes it out.
 //   kGranted   a waker took it out and gave it what it waited for (the lock,
-//              a permit, a notification). After unlocking, the waker reads
-//              `task`, sets `done` (release) and calls wake(task): after the
-//              `done` store the node may already be gone.
+//              a permit, a notification), and queued it on a WakeChain. After
+//              unlocking, the chain reads the node's `next` and `task`, then
+//              calls complete_wait(task): that CAS on the task's state word
+//              (acq_rel, see task_header.hpp) publishes the grant, and after it
+//              the task may run and free its frame, the node with it, so the
+//              waker touches neither again. (A ThreadWaiter, whose `task` is
+//              null, is signalled under its own mutex instead; see below.)
 //   kCancelled the cancel hook took it out (or a pending cancel was found at
 //              the await): await_resume throws CancelledError.
 //   kBroken    primitive-specific failure (Barrier broken, Queue shut down...)
@@ -34,6 +38,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <coroutine>
 #include <cstdint>
 #include <mutex>
@@ -80,6 +85,27 @@ struct SyncWaiter : Suspension {
   void* owner = nullptr;     // the primitive, for the cancel hook
   std::uintptr_t value = 0;  // primitive-specific (Barrier index, ...)
   State state = kIdle;
+};
+
+/// A waiter that is a thread outside the runtime rather than a task (the
+/// Channel's blocking_send/blocking_recv): its `task` is null, and its wake
+/// sets `woken` and signals the condition variable. It lives on the blocked
+/// thread's stack; notify() holds the mutex until it has signalled, so the
+/// thread cannot return and destroy the node while notify() still uses it
+/// (the mutex may be destroyed right after its unlock, as POSIX allows).
+struct ThreadWaiter : SyncWaiter {
+  std::mutex m;
+  std::condition_variable cv;
+  bool woken = false;  // under m
+  void notify() noexcept {
+    std::lock_guard g(m);
+    woken = true;
+    cv.notify_one();
+  }
+  void wait() {
+    std::unique_lock g(m);
+    cv.wait(g, [this] { return woken; });
+  }
 };
 
 /// Intrusive FIFO of SyncWaiters. Not thread-safe: guarded by its owner's mutex.
@@ -159,7 +185,14 @@ class WakeChain {
     head_ = tail_ = nullptr;
     while (w) {
       SyncWaiter* n = w->next;  // read first: the node may vanish after
-      complete_wait(w->task);
+      // A null task is a ThreadWaiter (only the Channel queues those). The
+      // test is on a field this loads anyway, on the wake path only: the
+      // uncontended paths never get here.
+      if (w->task != nullptr) [[likely]] {
+        complete_wait(w->task);
+      } else {
+        static_cast<ThreadWaiter*>(w)->notify();
+      }
       w = n;
     }
   }
