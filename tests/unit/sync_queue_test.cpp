@@ -445,7 +445,7 @@ TEST_CASE(
 
 TEST_CASE(
     "Channel close() while a foreign thread blocks in blocking_send raises ChannelClosed "
-    "there; the item is not sent",
+    "there, the item is not sent",
     "[sync][channel]") {
   weft::Runtime rt(workers(2));
   weft::Channel<int> ch(1);
@@ -476,7 +476,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "Channel blocking_recv from a foreign thread blocks until a task sends; close() ends it "
+    "Channel blocking_recv from a foreign thread blocks until a task sends, close() ends it "
     "with nullopt",
     "[sync][channel]") {
   weft::Runtime rt(workers(2));
