@@ -10,7 +10,7 @@
 //              [--global-queue-interval 31] [--event-interval 61]
 //              [--max-searching 0] [--spin-before-park 32]
 //              [--wake-with-eventfd 0|1] [--trim-threshold BYTES]
-//              [--park-spin-us 50] [--blocking-idle-spin-us 50]
+//              [--park-spin-us 0] [--blocking-idle-spin-us 50]
 //
 // --workers 0 means all cores (std::thread::hardware_concurrency()), as
 // RuntimeOptions::workers = 0 does; the peers need at least 1.
@@ -65,7 +65,7 @@ struct Args {
                "       [--ring-entries 256] [--lifo-slot 0|1] [--lifo-cap 3]\n"
                "       [--global-queue-interval 31] [--event-interval 61] [--max-searching 0]\n"
                "       [--spin-before-park 32] [--wake-with-eventfd 0|1] [--trim-threshold BYTES]\n"
-               "       [--park-spin-us 50] [--blocking-idle-spin-us 50]\n",
+               "       [--park-spin-us 0] [--blocking-idle-spin-us 50]\n",
                kProg);
   std::exit(2);
 }

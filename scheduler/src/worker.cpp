@@ -547,12 +547,15 @@ void Worker::thread_main() {
       continue;
     }
     if (rt_.stopping.load(std::memory_order_acquire) && !has_work() && inflight_ == 0) break;
+    const std::int64_t spin_opt =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(rt_.opts.park_spin).count();
+    if (spin_opt <= 0) {
+      park();
+      continue;
+    }
     const std::int64_t parked_at = now_ns();
     const bool woken = park();
-    spin_long_ =
-        woken &&
-        now_ns() - parked_at <
-            4 * std::chrono::duration_cast<std::chrono::nanoseconds>(rt_.opts.park_spin).count();
+    spin_long_ = woken && now_ns() - parked_at < 4 * spin_opt;
   }
   if (searching_) leave_searching();
   // The ring and the eventfd stay open until every worker has stopped

@@ -72,11 +72,16 @@ struct RuntimeOptions {
   /// pool's results, a foreign producer), the worker keeps spinning for up
   /// to this long before it parks again, while it has no I/O in flight (a
   /// ring's completions are only seen by entering the kernel). A park and
-  /// its wake-up cost 20-30 us here (PLATFORM.md); 50 us covers a blocking
-  /// pool round trip with room to spare (measured: blocking_seq 2x faster).
-  /// A long park turns the spin off until the next short one, so an idle
-  /// runtime spins at most once per idle period. 0 = never.
-  Duration park_spin = std::chrono::microseconds(50);
+  /// its wake-up cost 20-30 us here (PLATFORM.md). A long park turns the
+  /// spin off until the next short one, so an idle runtime spins at most
+  /// once per idle period. 0 (the default) = never: measured on 2 cores
+  /// with 50 us (bench/run --sweep park_spin_us=0,50, 7 runs each), spinning
+  /// workers take the CPU from the threads that feed them: spawn_remote
+  /// 1.45x slower (the spawning thread), cpu_fanout 1.26x slower (the
+  /// CpuPool's threads), while spawn_many ran 0.65x and blocking_seq 0.73x
+  /// of the time (the blocking pool's own spin already makes that one 0.06x
+  /// Tokio's). Worth trying where the runtime has cores to spare.
+  Duration park_spin = Duration::zero();
   /// When at least this many bytes of task frames went back to malloc since
   /// the last trim, malloc_trim(0) gives them back to the OS (glibc keeps
   /// freed memory otherwise, so a burst of a million finished or cancelled
