@@ -96,6 +96,27 @@ TEST_CASE("io file: read/write at the current position and at offsets, readv/wri
     CHECK(std::string(p, 3) == "xxy");
     CHECK(std::string(q, 10) == "yy567xxyyy");
 
+    // readv at the current position: a second handle starts at 0, and each
+    // readv moves its position on.
+    io::File g = co_await io::File::open(*d / "f", O_RDONLY);
+    char g1[2] = {}, g2[4] = {};
+    iovec gin[2] = {{g1, 2}, {g2, 4}};
+    // (Awaited into locals: CHECK(co_await ...) would run the read twice.)
+    std::size_t gr1 = co_await g.readv(gin);
+    CHECK(gr1 == 6);
+    CHECK(std::string(g1, 2) == "xx");
+    CHECK(std::string(g2, 4) == "yyy5");
+    std::size_t gr2 = co_await g.readv(gin);
+    CHECK(gr2 == 6);
+    CHECK(std::string(g1, 2) == "67");
+    CHECK(std::string(g2, 4) == "xxyy");
+    std::size_t gr3 = co_await g.readv(gin);
+    CHECK(gr3 == 1);
+    CHECK(g1[0] == 'y');
+    std::size_t gr4 = co_await g.readv(gin);
+    CHECK(gr4 == 0);  // end of file
+    co_await g.close();
+
     co_await f.fsync();
     co_await f.fdatasync(5s);
     struct statx st = co_await f.stat();
