@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <weft/sleep.hpp>  // to_ns
 
 namespace weft::detail {
 
@@ -168,10 +169,7 @@ TaskHeader* Worker::next_task() noexcept {
 }
 
 namespace {
-std::int64_t now_ns() noexcept {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
-      .count();
-}
+std::int64_t now_ns() noexcept { return to_ns(Clock::now()); }
 
 // Stands in for a hook that has taken responsibility for its wait (see
 // run_task); never called.
@@ -333,8 +331,7 @@ void Worker::run_ready_callbacks() noexcept {
 
 void Worker::fire_timers() noexcept {
   if (timers_.empty()) return;
-  std::int64_t now =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+  const std::int64_t now = now_ns();
   firing_timers_ = true;
   while (!timers_.empty() && timers_.top_deadline() <= now) {
     TimerNode* t = timers_.pop();
@@ -437,9 +434,7 @@ bool Worker::park() noexcept {
   if (!has_work() && !stop) {
     std::int64_t timeout = -1;
     if (!timers_.empty()) {
-      std::int64_t now =
-          std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
-              .count();
+      std::int64_t now = now_ns();
       std::int64_t due = timers_.top_deadline();
       timeout = due > now ? due - now : 0;
     }
@@ -503,6 +498,9 @@ void Worker::thread_main() {
   }
 
   const unsigned budget = rt_.opts.event_interval;
+  // RuntimeOptions::park_spin in ns; 0: never spin past spin_before_park.
+  const std::int64_t park_spin_ns =
+      std::max<std::int64_t>(0, std::chrono::nanoseconds(rt_.opts.park_spin).count());
   for (;;) {
     for (unsigned i = 0; i < budget; ++i) {
       TaskHeader* t = next_task();
@@ -519,11 +517,7 @@ void Worker::thread_main() {
     // Out of local work: search, spin a little, then park. After a short
     // park, and with no I/O in flight, spin for up to park_spin instead.
     TaskHeader* found = nullptr;
-    const std::int64_t spin_ns =
-        spin_long_ && inflight_ == 0
-            ? std::chrono::duration_cast<std::chrono::nanoseconds>(rt_.opts.park_spin).count()
-            : 0;
-    std::int64_t spin_until = spin_ns > 0 ? now_ns() + spin_ns : 0;
+    std::int64_t spin_until = spin_long_ && inflight_ == 0 ? now_ns() + park_spin_ns : 0;
     // A timer due sooner ends the spin (the loop below does not fire timers).
     if (spin_until != 0 && !timers_.empty())
       spin_until = std::max<std::int64_t>(1, std::min(spin_until, timers_.top_deadline()));
@@ -547,15 +541,13 @@ void Worker::thread_main() {
       continue;
     }
     if (rt_.stopping.load(std::memory_order_acquire) && !has_work() && inflight_ == 0) break;
-    const std::int64_t spin_opt =
-        std::chrono::duration_cast<std::chrono::nanoseconds>(rt_.opts.park_spin).count();
-    if (spin_opt <= 0) {
+    if (park_spin_ns == 0) {
       park();
       continue;
     }
     const std::int64_t parked_at = now_ns();
     const bool woken = park();
-    spin_long_ = woken && now_ns() - parked_at < 4 * spin_opt;
+    spin_long_ = woken && now_ns() - parked_at < 4 * park_spin_ns;
   }
   if (searching_) leave_searching();
   // The ring and the eventfd stay open until every worker has stopped

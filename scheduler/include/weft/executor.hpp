@@ -218,7 +218,8 @@ struct BlockingPoolOptions {
   /// CPU while spinning and measured anywhere from 2x faster to 30x slower (a
   /// yielded spinner may not run again for milliseconds); the pause loop
   /// with one spinner took blocking_seq from 1.33x Tokio's spawn_blocking to
-  /// 0.06x (1.3 us vs 22.6 us a round trip, same run). 0 = sleep at once.
+  /// 0.11x (2.8 us vs 25.7 us a round trip, medians of one bench/run). 0 =
+  /// sleep at once.
   Duration idle_spin = std::chrono::microseconds(50);
   /// Threads are named "<prefix>-<N>", N the lowest id no live thread of the
   /// pool holds (0 <= N < max_threads; a retired thread's id is reused).

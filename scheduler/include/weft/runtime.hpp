@@ -79,7 +79,7 @@ struct RuntimeOptions {
   /// workers take the CPU from the threads that feed them: spawn_remote
   /// 1.45x slower (the spawning thread), cpu_fanout 1.26x slower (the
   /// CpuPool's threads), while spawn_many ran 0.65x and blocking_seq 0.73x
-  /// of the time (the blocking pool's own spin already makes that one 0.06x
+  /// of the time (the blocking pool's own spin already makes that one 0.11x
   /// Tokio's). Worth trying where the runtime has cores to spare.
   Duration park_spin = Duration::zero();
   /// When at least this many bytes of task frames went back to malloc since
