@@ -10,7 +10,7 @@
 //              [--global-queue-interval 31] [--event-interval 61]
 //              [--max-searching 0] [--spin-before-park 32]
 //              [--wake-with-eventfd 0|1] [--trim-threshold BYTES]
-//              [--park-spin-us 0] [--blocking-idle-spin-us 50]
+//              [--park-spin-us 0] [--sibling-spin-us 50] [--blocking-idle-spin-us 50]
 //
 // --workers 0 means all cores (std::thread::hardware_concurrency()), as
 // RuntimeOptions::workers = 0 does; the peers need at least 1.
@@ -65,7 +65,7 @@ struct Args {
                "       [--ring-entries 256] [--lifo-slot 0|1] [--lifo-cap 3]\n"
                "       [--global-queue-interval 31] [--event-interval 61] [--max-searching 0]\n"
                "       [--spin-before-park 32] [--wake-with-eventfd 0|1] [--trim-threshold BYTES]\n"
-               "       [--park-spin-us 0] [--blocking-idle-spin-us 50]\n",
+               "       [--park-spin-us 0] [--sibling-spin-us 50] [--blocking-idle-spin-us 50]\n",
                kProg);
   std::exit(2);
 }
@@ -136,6 +136,8 @@ Args parse_args(int argc, char** argv) {
       o.trim_threshold = static_cast<std::size_t>(num());
     else if (key == "--park-spin-us")
       o.park_spin = std::chrono::microseconds(u32());
+    else if (key == "--sibling-spin-us")
+      o.sibling_spin = std::chrono::microseconds(u32());
     else if (key == "--blocking-idle-spin-us")
       o.blocking_idle_spin = std::chrono::microseconds(u32());
     else
@@ -933,6 +935,11 @@ int run(const Args& a) {
   k.uinteger("spin_before_park", o.spin_before_park);
   k.uinteger("wake_with_eventfd", o.wake_with_eventfd);
   k.uinteger("trim_threshold", o.trim_threshold);
+  k.uinteger("park_spin_us", static_cast<uint64_t>(
+                                 std::chrono::duration_cast<std::chrono::microseconds>(o.park_spin).count()));
+  k.uinteger("sibling_spin_us",
+             static_cast<uint64_t>(
+                 std::chrono::duration_cast<std::chrono::microseconds>(o.sibling_spin).count()));
   out.raw("options", k.text());
   out.print();
   return 0;

@@ -75,7 +75,7 @@ void RuntimeImpl::push_inject_list(TaskHeader* first, TaskHeader* last, std::uin
   inject.push_list(first, last, n);
 }
 
-void RuntimeImpl::notify_parked(Worker* from) noexcept {
+void RuntimeImpl::notify_parked(Worker* from, bool local) noexcept {
   // Pairs with the fence in Worker::park(): either that worker sees our work,
   // or we see it parked (see worker.hpp).
   std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -89,7 +89,9 @@ void RuntimeImpl::notify_parked(Worker* from) noexcept {
   for (std::size_t i = 0; i < n; ++i) {
     Worker& w = *workers[(start + i) % n];
     if (&w == from) continue;
-    if (w.park_state() == Worker::kParked && w.try_unpark(Worker::kNotifiedSearch)) return;
+    if (w.park_state() == Worker::kParked &&
+        w.try_unpark(local ? Worker::kNotifiedSearchLocal : Worker::kNotifiedSearch))
+      return;
   }
   num_searching.fetch_sub(1, std::memory_order_acq_rel);  // nobody to wake
 }

@@ -142,7 +142,7 @@ void schedule_spawned(TaskHeader* h) {
   Worker* w = Worker::current();
   if (w != nullptr && &w->rt().facade == h->runtime) {
     bump(const_cast<Counters&>(w->counters()).tasks_spawned);
-    w->push_back(h);
+    w->push_back(h, true);
   } else {
     h->runtime->impl().schedule_remote(h);
   }

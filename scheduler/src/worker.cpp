@@ -79,13 +79,13 @@ void Worker::join() {
 // ---------------------------------------------------------------------------
 // Scheduling
 
-void Worker::push_back(TaskHeader* t) noexcept {
+void Worker::push_back(TaskHeader* t, bool spawned) noexcept {
   if (queue_.push(t)) {
     // Even a single queued task is offered to a parked worker: this worker
     // may be about to run a long step (or spin waiting for that very task),
     // and nothing else would ever wake the other one (bench/micro/
     // wake_latency does exactly that).
-    rt_.notify_parked(this);
+    rt_.notify_parked(this, spawned);
     return;
   }
   {
@@ -100,7 +100,7 @@ void Worker::push_back(TaskHeader* t) noexcept {
       bump(m_.overflows);
     }
   }
-  rt_.notify_parked(this);
+  rt_.notify_parked(this, spawned);
 }
 
 void Worker::schedule_local(TaskHeader* t, bool lifo) noexcept {
@@ -451,11 +451,12 @@ bool Worker::park() noexcept {
   }
   int prev = park_state_.exchange(kAwake, std::memory_order_acq_rel);
   rt_.num_parked.fetch_sub(1, std::memory_order_acq_rel);
-  if (prev == kNotifiedSearch) {
+  if (prev == kNotifiedSearch || prev == kNotifiedSearchLocal) {
     // The waker counted us as searching.
     searching_ = true;
   }
-  if (prev == kNotifiedSearch || prev == kNotifiedDirect) {
+  woken_for_local_ = prev == kNotifiedSearchLocal;
+  if (prev != kParked) {
     bump(m_.unparks);
     return true;
   }
@@ -498,9 +499,14 @@ void Worker::thread_main() {
   }
 
   const unsigned budget = rt_.opts.event_interval;
-  // RuntimeOptions::park_spin in ns; 0: never spin past spin_before_park.
+  // RuntimeOptions::park_spin and sibling_spin in ns; 0: never spin past
+  // spin_before_park.
   const std::int64_t park_spin_ns =
       std::max<std::int64_t>(0, std::chrono::nanoseconds(rt_.opts.park_spin).count());
+  const std::int64_t sibling_spin_ns =
+      std::max<std::int64_t>(0, std::chrono::nanoseconds(rt_.opts.sibling_spin).count());
+  const std::int64_t max_spin_ns = std::max(park_spin_ns, sibling_spin_ns);
+  std::int64_t spin_ns = 0;  // the spin after the last park (0: none)
   for (;;) {
     for (unsigned i = 0; i < budget; ++i) {
       TaskHeader* t = next_task();
@@ -515,9 +521,10 @@ void Worker::thread_main() {
       continue;
 
     // Out of local work: search, spin a little, then park. After a short
-    // park, and with no I/O in flight, spin for up to park_spin instead.
+    // park, and with no I/O in flight, spin for up to park_spin (or
+    // sibling_spin) instead.
     TaskHeader* found = nullptr;
-    std::int64_t spin_until = spin_long_ && inflight_ == 0 ? now_ns() + park_spin_ns : 0;
+    std::int64_t spin_until = spin_long_ && inflight_ == 0 ? now_ns() + spin_ns : 0;
     // A timer due sooner ends the spin (the loop below does not fire timers).
     if (spin_until != 0 && !timers_.empty())
       spin_until = std::max<std::int64_t>(1, std::min(spin_until, timers_.top_deadline()));
@@ -541,13 +548,14 @@ void Worker::thread_main() {
       continue;
     }
     if (rt_.stopping.load(std::memory_order_acquire) && !has_work() && inflight_ == 0) break;
-    if (park_spin_ns == 0) {
+    if (max_spin_ns == 0) {
       park();
       continue;
     }
     const std::int64_t parked_at = now_ns();
     const bool woken = park();
-    spin_long_ = woken && now_ns() - parked_at < 4 * park_spin_ns;
+    spin_ns = std::max(park_spin_ns, woken_for_local_ ? sibling_spin_ns : 0);
+    spin_long_ = woken && spin_ns != 0 && now_ns() - parked_at < 4 * spin_ns;
   }
   if (searching_) leave_searching();
   // The ring and the eventfd stay open until every worker has stopped

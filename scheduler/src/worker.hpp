@@ -106,7 +106,15 @@ inline constexpr std::uint64_t kEventfdToken = 2;  // the armed eventfd read
 
 class Worker final : public Loop {
  public:
-  enum ParkState : int { kAwake = 0, kParked = 1, kNotifiedSearch = 2, kNotifiedDirect = 3 };
+  // kNotifiedSearchLocal: as kNotifiedSearch, by a sibling that spawned a
+  // task into its own local queue (RuntimeOptions::sibling_spin).
+  enum ParkState : int {
+    kAwake = 0,
+    kParked = 1,
+    kNotifiedSearch = 2,
+    kNotifiedDirect = 3,
+    kNotifiedSearchLocal = 4
+  };
 
   Worker(RuntimeImpl& rt, unsigned index);
   ~Worker();
@@ -118,7 +126,9 @@ class Worker final : public Loop {
 
   // ---- owner-thread operations ----
   void schedule_local(TaskHeader* t, bool lifo) noexcept;
-  void push_back(TaskHeader* t) noexcept;
+  /// `spawned`: t is a new task spawned on this worker (a parked worker this
+  /// wakes may then spin, RuntimeOptions::sibling_spin).
+  void push_back(TaskHeader* t, bool spawned = false) noexcept;
   void post_soon_owner(CallbackNode* n) noexcept;
   void arm_timer(TimerNode* n) { timers_.push(n); }
   void disarm_timer(TimerNode* n) noexcept { timers_.remove(n); }
@@ -204,6 +214,8 @@ class Worker final : public Loop {
   // The last park ended by a wake-up soon after it began: spin up to
   // opts.park_spin before the next park (see RuntimeOptions::park_spin).
   bool spin_long_ = false;
+  // The last park was ended by kNotifiedSearchLocal.
+  bool woken_for_local_ = false;
 
   io_uring ring_{};
   bool ring_ready_ = false;
@@ -252,7 +264,9 @@ class RuntimeImpl {
   void schedule_remote(TaskHeader* t) noexcept;  // from a non-worker thread
   void push_inject_list(TaskHeader* first, TaskHeader* last, std::uint32_t n) noexcept;
   /// After making work available: wake a parked worker if none searches.
-  void notify_parked(Worker* from) noexcept;
+  /// Wakes a parked worker to search, unless one is searching already.
+  /// `local`: `from` spawned the work into its own local queue.
+  void notify_parked(Worker* from, bool local = false) noexcept;
 
   void registry_insert(TaskHeader* t, unsigned shard) noexcept;
   void registry_remove(TaskHeader* t) noexcept;
