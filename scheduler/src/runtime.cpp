@@ -124,6 +124,29 @@ void RuntimeImpl::registry_remove(TaskHeader* t) noexcept {
   s.release();
 }
 
+TaskHeader* RuntimeImpl::registry_remove_list(unsigned shard, TaskHeader* list,
+                                              std::atomic<std::uint64_t>* pending) noexcept {
+  RegistryShard& s = shards[shard];
+  TaskHeader* last = list;
+  std::uint64_t n = 0;
+  s.acquire();
+  for (TaskHeader* t = list; t; t = t->next) {
+    if (t->reg_prev) {
+      t->reg_prev->reg_next = t->reg_next;
+    } else {
+      s.head = t->reg_next;
+    }
+    if (t->reg_next) t->reg_next->reg_prev = t->reg_prev;
+    t->reg_prev = t->reg_next = nullptr;
+    last = t;
+    ++n;
+  }
+  s.count -= n;
+  pending->store(0, std::memory_order_relaxed);
+  s.release();
+  return last;
+}
+
 std::vector<TaskRef> RuntimeImpl::all_tasks() const {
   std::vector<TaskRef> out;
   out.reserve(live_tasks());
@@ -131,9 +154,14 @@ std::vector<TaskRef> RuntimeImpl::all_tasks() const {
     RegistryShard& s = shards[i];
     s.acquire();
     try {
-      // A task in the registry has not completed, so it still holds its own
-      // reference: taking another one here is safe.
-      for (TaskHeader* t = s.head; t; t = t->reg_next) out.emplace_back(t);
+      // A task in the registry holds its own reference, or the one its
+      // worker took to unlink it later: taking another one here is safe.
+      // A completed task may still be listed until the worker that ran it
+      // unlinks it (Worker::defer_unregister); asyncio lists only tasks
+      // not done.
+      for (TaskHeader* t = s.head; t; t = t->reg_next)
+        if (!(t->state.load(std::memory_order_acquire) & TaskHeader::kComplete))
+          out.emplace_back(t);
     } catch (...) {
       s.release();
       throw;
@@ -148,6 +176,8 @@ std::uint64_t RuntimeImpl::live_tasks() const noexcept {
   for (unsigned i = 0; i < num_shards; ++i) {
     shards[i].acquire();
     n += shards[i].count;
+    // Completed, but not unlinked yet (see Worker::defer_unregister).
+    for (const auto& w : workers) n -= w->unregister_pending(i);
     shards[i].release();
   }
   return n;

@@ -221,13 +221,25 @@ void complete_task(TaskHeader* t, bool threw, bool threw_cancel) noexcept {
     // cancelled, as asyncio's does when it returns before its next await.
     outcome |= TaskHeader::kOutcomeCancelled;
   }
-  t->runtime->impl().registry_remove(t);
+  // Off the registry: at once if it failed (whether anyone can still see the
+  // error is decided below, and all_tasks must not hand out a new handle
+  // meanwhile); otherwise with the next batch of the worker running it,
+  // which keeps the frame alive until then (Worker::defer_unregister).
+  Worker* w = Worker::current();
+  const bool defer = !(outcome & TaskHeader::kOutcomeError) && w != nullptr &&
+                     &w->rt() == &t->runtime->impl();
+  if (defer) {
+    add_ref(t);
+  } else {
+    t->runtime->impl().registry_remove(t);
+  }
   // Only the task's own reference left: no handle exists, and none can be
   // made any more (the registry no longer lists it), so nobody can retrieve
   // an error. Decided before the waiters fire: a woken waiter may retrieve
   // the error and drop its handle, which must not look like "no handle".
   const bool unobservable = t->refs.load(std::memory_order_acquire) == 1;
   t->state.fetch_or(outcome, std::memory_order_release);
+  if (defer) w->defer_unregister(t);
   t->waiters.close_and_fire(t);
   if ((outcome & TaskHeader::kOutcomeError) && unobservable &&
       !(t->state.fetch_or(TaskHeader::kRetrieved, std::memory_order_acq_rel) &

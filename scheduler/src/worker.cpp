@@ -42,7 +42,8 @@ Worker::Worker(RuntimeImpl& rt, unsigned index)
       index_(index),
       rng_(0x9e3779b97f4a7c15ull * (index + 1)),
       id_seq_(index),
-      id_stride_(rt.num_shards) {}
+      id_stride_(rt.num_shards),
+      unreg_(std::make_unique<Unregister[]>(rt.num_shards)) {}
 
 Worker::~Worker() {
   teardown_ring();
@@ -361,7 +362,38 @@ void Worker::unpark_direct() noexcept {
   if (park_state_.load(std::memory_order_relaxed) == kParked) try_unpark(kNotifiedDirect);
 }
 
+void Worker::defer_unregister(TaskHeader* t) noexcept {
+  Unregister& u = unreg_[t->id % rt_.num_shards];
+  u.pending.fetch_add(1, std::memory_order_relaxed);
+  t->next = u.head;
+  u.head = t;
+  unreg_any_ = true;
+}
+
+void Worker::flush_unregister() noexcept {
+  if (!unreg_any_) return;
+  unreg_any_ = false;
+  TaskHeader* done = nullptr;  // every unlinked task, to release after the locks
+  for (unsigned s = 0; s < rt_.num_shards; ++s) {
+    Unregister& u = unreg_[s];
+    TaskHeader* list = u.head;
+    if (list == nullptr) continue;
+    u.head = nullptr;
+    TaskHeader* last = rt_.registry_remove_list(s, list, &u.pending);
+    last->next = done;
+    done = list;
+  }
+  // Dropping the last reference destroys the frame, whose destructors may
+  // run user code: no lock is held here, and the lists were emptied first.
+  while (done != nullptr) {
+    TaskHeader* next = done->next;
+    release_ref(done);
+    done = next;
+  }
+}
+
 void Worker::maintenance() noexcept {
+  flush_unregister();
   drain_inbox();
   requeue_deferred();
   fire_timers();
@@ -558,6 +590,7 @@ void Worker::thread_main() {
     spin_long_ = woken && spin_ns != 0 && now_ns() - parked_at < 4 * spin_ns;
   }
   if (searching_) leave_searching();
+  flush_unregister();
   // The ring and the eventfd stay open until every worker has stopped
   // (RuntimeImpl::stop_workers): another thread may still be sending this
   // worker a wake-up.

@@ -142,6 +142,21 @@ class Worker final : public Loop {
   void op_started() noexcept { ++inflight_; }
   void op_done() noexcept { --inflight_; }
   std::uint32_t next_task_id() noexcept { return id_seq_ += id_stride_; }
+  /// Takes a task that completed on this worker (without an error) off the
+  /// registry later, in a batch with others (flush_unregister): one shard
+  /// lock per batch instead of one per task, so a worker completing tasks
+  /// another worker spawns does not pull the shard's lock line over on every
+  /// completion. The caller has taken a reference for the list; the flush
+  /// drops it after unlinking.
+  void defer_unregister(TaskHeader* t) noexcept;
+  /// Unlinks the deferred tasks and drops their references (owner thread;
+  /// every tick, and when the worker stops).
+  void flush_unregister() noexcept;
+  /// Tasks of shard `s` this worker completed but has not unlinked yet
+  /// (any thread, under that shard's lock: see RuntimeImpl::live_tasks).
+  std::uint64_t unregister_pending(unsigned s) const noexcept {
+    return unreg_[s].pending.load(std::memory_order_relaxed);
+  }
 
   // ---- any thread ----
   /// Queues callback n to run on this loop (FIFO with call_soon when called
@@ -207,6 +222,15 @@ class Worker final : public Loop {
   std::uint64_t rng_;
   std::uint32_t id_seq_;
   std::uint32_t id_stride_;
+  // Completed tasks awaiting removal from the registry, per shard (linked
+  // through TaskHeader::next: a completed task is in no run queue).
+  // `pending` is written under the shard's lock when it goes down.
+  struct Unregister {
+    TaskHeader* head = nullptr;
+    std::atomic<std::uint64_t> pending{0};
+  };
+  std::unique_ptr<Unregister[]> unreg_;
+  bool unreg_any_ = false;
   bool searching_ = false;
   bool firing_timers_ = false;  // wakes go to the expedited list
   TaskList expedited_;          // tasks whose timer expired: run first
@@ -270,6 +294,11 @@ class RuntimeImpl {
 
   void registry_insert(TaskHeader* t, unsigned shard) noexcept;
   void registry_remove(TaskHeader* t) noexcept;
+  /// Unlinks `list` (linked through `next`, every task of shard `s`) under
+  /// one acquisition of the shard's lock, and zeroes `*pending` under it.
+  /// Returns the list's last task.
+  TaskHeader* registry_remove_list(unsigned s, TaskHeader* list,
+                                   std::atomic<std::uint64_t>* pending) noexcept;
   std::vector<TaskRef> all_tasks() const;
   std::uint64_t live_tasks() const noexcept;
 
