@@ -150,6 +150,16 @@ class LocalQueue {
     return ret;
   }
 
+  /// Any thread: the size, and in *head the index of the oldest task (the
+  /// next one to be popped or stolen); approximate unless called by the
+  /// owner.
+  std::uint32_t peek(std::uint32_t* head) const noexcept {
+    std::uint64_t heads = heads_.load(std::memory_order_acquire);
+    std::uint32_t tail = tail_.load(std::memory_order_acquire);
+    *head = real_of(heads);
+    return tail - *head;
+  }
+
   /// Any thread; approximate unless called by the owner.
   std::uint32_t size() const noexcept {
     std::uint64_t heads = heads_.load(std::memory_order_acquire);

@@ -429,6 +429,17 @@ TaskHeader* Worker::search() noexcept {
   for (std::size_t i = 0; i < n; ++i) {
     Worker& victim = *rt_.workers[(start + i) % n];
     if (&victim == this) continue;
+    // A lone task is left to its owner for one more look: the owner is
+    // usually about to pop it (a task that spawned it is finishing), and
+    // taking it would move a chain of spawns to this worker and back, cold
+    // caches each time. Seen again at the same place, it is taken: a long
+    // step on the owner delays it by one round of the search only.
+    std::uint32_t head = 0;
+    if (victim.queue_.peek(&head) == 1 && (lone_victim_ != &victim || lone_head_ != head)) {
+      lone_victim_ = &victim;
+      lone_head_ = head;
+      continue;
+    }
     bump(m_.steal_attempts);
     std::uint32_t count = 0;
     if (TaskHeader* t = victim.queue_.steal_into(queue_, LocalQueue::kCapacity / 2, &count)) {

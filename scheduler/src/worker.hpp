@@ -232,6 +232,9 @@ class Worker final : public Loop {
   std::unique_ptr<Unregister[]> unreg_;
   bool unreg_any_ = false;
   bool searching_ = false;
+  // The lone task the last search left to its owner (see search).
+  const Worker* lone_victim_ = nullptr;
+  std::uint32_t lone_head_ = 0;
   bool firing_timers_ = false;  // wakes go to the expedited list
   TaskList expedited_;          // tasks whose timer expired: run first
   std::uint32_t inflight_ = 0;  // user operations awaiting a CQE
