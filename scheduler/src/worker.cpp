@@ -550,6 +550,9 @@ void Worker::thread_main() {
     spin_long_ = woken && now_ns() - parked_at < 4 * park_spin_ns;
   }
   if (searching_) leave_searching();
+  // Multishot requests still armed (a listener that outlives the runtime's
+  // tasks): end them while this thread can still reap their CQEs.
+  drain_detached();
   // The ring and the eventfd stay open until every worker has stopped
   // (RuntimeImpl::stop_workers): another thread may still be sending this
   // worker a wake-up.
