@@ -62,10 +62,12 @@ struct ListenOptions {
   bool v6_only = false;       // IPV6_V6ONLY for an IPv6 address
 };
 
-class TcpListener : public Socket {
+class TcpListener : public Listener<TcpStream> {
  public:
   TcpListener() noexcept = default;
-  explicit TcpListener(int fd) noexcept : Socket(fd) {}
+  /// Takes ownership of listening socket `fd`; `backlog` also caps the
+  /// accept queue (see above). Throws std::bad_alloc (closing `fd`).
+  explicit TcpListener(int fd, int backlog = ListenOptions{}.backlog) : Listener(fd, backlog) {}
 
   /// socket + bind + listen, synchronously (none of them blocks). Port 0
   /// picks a free port: read it with local_address().port(). Throws
@@ -77,10 +79,8 @@ class TcpListener : public Socket {
   static Task<TcpListener> bind(std::string_view host, std::uint16_t port,
                                 ListenOptions options = {});
 
-  /// Waits for one connection. The new socket is close-on-exec.
-  detail::Op<detail::AcceptPrep<TcpStream>> accept(OpTimeout timeout = std::nullopt) const {
-    return detail::Op<detail::AcceptPrep<TcpStream>>(detail::AcceptPrep<TcpStream>{fd_}, timeout);
-  }
+  // accept(), queued(), close(), release(), the destructor: Listener
+  // (weft/io/socket.hpp).
 };
 
 }  // namespace weft::io
