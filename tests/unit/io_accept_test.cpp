@@ -260,6 +260,46 @@ TEST_CASE("io accept: closing a listener with queued connections closes them", "
   }
 }
 
+TEST_CASE("io accept: a full queue pauses the multishot until accept drains it", "[io][accept]") {
+  constexpr int kBacklog = 8;  // the queue's cap too (under kMaxQueued)
+  // Twice what the queue takes plus one, less than the queue and the
+  // kernel's backlog (backlog + 1) hold together, so every handshake
+  // completes without a SYN retry (those take seconds).
+  constexpr int kClients = 2 * kBacklog + 2;
+  weft::Runtime rt(workers(1));
+  rt.block_on([]() -> Task<void> {
+    auto l = io::TcpListener::bind(io::SocketAddress::loopback_v4(0), {.backlog = kBacklog});
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(l.local_address().port());
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK_THROWS_AS(co_await l.accept(1ms), weft::TimeoutError);  // arms the multishot
+    // Non-blocking connects: none of them waits for the server.
+    std::vector<int> clients;
+    for (int i = 0; i < kClients; ++i) {
+      int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      REQUIRE(fd >= 0);
+      int r = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+      REQUIRE((r == 0 || errno == EINPROGRESS));
+      clients.push_back(fd);
+    }
+    co_await weft::sleep(300ms);
+    // Paused at the cap: what the kernel had accepted before the cancel
+    // landed is kept (at most one backlog more), the rest waits in the
+    // kernel.
+    const std::size_t held = l.queued();
+    std::printf("backpressure: %zu of %d connections queued (cap %d)\n", held, kClients, kBacklog);
+    CHECK(held >= static_cast<std::size_t>(kBacklog));
+    CHECK(held < static_cast<std::size_t>(kClients));  // not all: it paused
+    // Draining re-arms it; every connection is accepted in the end.
+    std::vector<io::TcpStream> accepted;
+    for (int i = 0; i < kClients; ++i) accepted.push_back(co_await l.accept(5s));
+    CHECK(accepted.size() == static_cast<std::size_t>(kClients));
+    CHECK(l.queued() == 0);
+    for (int fd : clients) ::close(fd);
+  }());
+}
+
 TEST_CASE("io accept: EMFILE reaches the waiting accept and the listener recovers",
           "[io][accept]") {
   weft::Runtime rt(workers(1));

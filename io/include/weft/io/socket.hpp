@@ -28,8 +28,10 @@
 //
 // Threads: a Socket is not synchronised. One task uses it at a time, except
 // that one task may recv while another sends on the same stream (the kernel
-// allows it and weft keeps no state of its own per direction). Operations
-// must be awaited inside a weft task.
+// allows it and weft keeps no state of its own per direction), and that a
+// listener's accept() may be awaited by any number of tasks on any workers
+// at once (its queue is synchronised; see Listener below and
+// weft/io/tcp.hpp). Operations must be awaited inside a weft task.
 #pragma once
 
 #include <sys/socket.h>
