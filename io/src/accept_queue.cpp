@@ -258,8 +258,12 @@ bool AcceptQueue::suspend(AcceptWaiter* w, std::coroutine_handle<> h) {
   }
   w->id = next_id_++;
   if (w->timeout_ns >= 0) {
+    // A weak reference: a cancelled timer stays in the loop's heap until its
+    // deadline, and must not keep the queue alive that long.
     w->timer = loop->call_later(std::chrono::nanoseconds(w->timeout_ns),
-                                [self = shared_from_this(), id = w->id] { self->expire(id); });
+                                [self = weak_from_this(), id = w->id] {
+                                  if (auto q = self.lock()) q->expire(id);
+                                });
   }
   w->task = t;
   w->queue = shared_from_this();

@@ -292,6 +292,9 @@ void Worker::detached_ended(IoDetached* d) noexcept {
 
 void Worker::drain_detached() noexcept {
   detached_closed_ = true;
+  // Nothing armed: nobody can be posting to us on a request's behalf (an
+  // owner posts only while its request is armed here).
+  if (detached_head_ == nullptr) return;
   drain_inbox();
   while (detached_head_ != nullptr) {
     for (IoDetached* d = detached_head_; d; d = d->armed_next) {
