@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -23,6 +24,7 @@
 #include <exception>
 #include <mutex>
 #include <set>
+#include <string>
 #include <thread>
 #include <vector>
 #include <weft/io.hpp>
@@ -299,6 +301,45 @@ TEST_CASE("io accept: a full queue pauses the multishot until accept drains it",
     CHECK(l.queued() == 0);
     for (int fd : clients) ::close(fd);
   }());
+}
+
+TEST_CASE("io accept: a Unix listener accepts through the same multishot queue", "[io][accept]") {
+  constexpr int kConnections = 50;
+  constexpr int kQueued = 5;
+  const std::string path = "/tmp/weft-accept-test-" + std::to_string(::getpid()) + ".sock";
+  std::vector<int> clients;
+  auto unix_connect = [&path] {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) die("socket");
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) die("connect");
+    return fd;
+  };
+  weft::Runtime rt(workers(1));
+  rt.block_on([](weft::Runtime* rtp, const std::string* p, std::vector<int>* cs,
+                 decltype(unix_connect)* connect_one) -> Task<void> {
+    {
+      auto l = io::UnixListener::bind(io::SocketAddress::unix_path(*p));
+      const auto before = rtp->metrics().total();
+      std::thread client([&] {
+        for (int i = 0; i < kConnections + kQueued; ++i) cs->push_back((*connect_one)());
+      });
+      std::vector<io::UnixStream> accepted;
+      for (int i = 0; i < kConnections; ++i) accepted.push_back(co_await l.accept(5s));
+      const auto sqes = rtp->metrics().total().sqes_submitted - before.sqes_submitted;
+      client.join();
+      CHECK(sqes < static_cast<std::uint64_t>(kConnections / 4));
+      co_await wait_queued(l, kQueued);
+    }  // destroyed with kQueued connections queued
+    co_await io::unlink(*p);
+  }(&rt, &path, &clients, &unix_connect));
+  REQUIRE(clients.size() == static_cast<std::size_t>(kConnections + kQueued));
+  for (int fd : clients) {
+    CHECK(peer_gone(fd));
+    ::close(fd);
+  }
 }
 
 TEST_CASE("io accept: EMFILE reaches the waiting accept and the listener recovers",
