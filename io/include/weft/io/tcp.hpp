@@ -24,8 +24,9 @@
 //   does not move when the calling task does. A listener per worker with
 //   ListenOptions::reuse_port spreads the accepting itself.
 // - Backpressure: the queue holds at most min(backlog, 64) connections
-//   (AcceptQueue::kMaxQueued; 64 absorbs a burst between two runs of an
-//   accept loop, and more only moves the kernel's backlog into our memory).
+//   (AcceptQueue::kMaxQueued, chosen rather than measured: 64 absorbs a
+//   burst between two runs of an accept loop, and more only moves the
+//   kernel's backlog into our memory).
 //   When it is full the multishot is cancelled; it is re-armed once
 //   accept()s have taken it down to half. Meanwhile new connections wait in
 //   the kernel's listen backlog (and beyond it are refused or dropped, as
