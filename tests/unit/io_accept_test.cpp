@@ -424,10 +424,12 @@ TEST_CASE("io accept: accept from two workers", "[io][accept]") {
     weft::Future<int> result = done.get_future();
     rt.loop(other).call_soon_threadsafe([&] {
       weft::spawn([](io::TcpListener* lp, unsigned want, std::uint16_t p, std::vector<int>* cs,
-                     weft::Promise<int>* pr) -> Task<void> {
+                     weft::Promise<int> pr) -> Task<void> {
+        // The task owns the promise: the main thread may go on (and end this
+        // attempt) the moment the result is set, while set_result returns.
         const unsigned here = weft::Loop::current()->index();
         if (here != want) {
-          pr->set_result(-1);
+          pr.set_result(-1);
           co_return;
         }
         int fd = -1;
@@ -439,8 +441,8 @@ TEST_CASE("io accept: accept from two workers", "[io][accept]") {
         t.join();
         cs->push_back(fd);
         CHECK(s.is_open());
-        pr->set_result(static_cast<int>(here));
-      }(&l, other, port, &clients, &done));
+        pr.set_result(static_cast<int>(here));
+      }(&l, other, port, &clients, std::move(done)));
     });
     on = result.get();
   }
