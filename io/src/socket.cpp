@@ -158,7 +158,7 @@ bool TcpStream::keepalive() const { return get_option(SOL_SOCKET, SO_KEEPALIVE) 
 TcpListener TcpListener::bind(const SocketAddress& addr, ListenOptions options) {
   if (!is_ip(addr))
     throw ValueError("weft::io::TcpListener::bind: not an IPv4/IPv6 address: " + addr.to_string());
-  TcpListener l(make_socket(addr.family(), SOCK_STREAM));
+  TcpListener l(make_socket(addr.family(), SOCK_STREAM), options.backlog);
   if (options.reuse_address) l.set_option(SOL_SOCKET, SO_REUSEADDR, 1);
   if (options.reuse_port) l.set_option(SOL_SOCKET, SO_REUSEPORT, 1);
   if (addr.family() == AF_INET6) l.set_option(IPPROTO_IPV6, IPV6_V6ONLY, options.v6_only ? 1 : 0);
@@ -208,7 +208,7 @@ UnixListener UnixListener::bind(const SocketAddress& addr, int backlog) {
     struct stat st {};
     if (::stat(p.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(p.c_str());
   }
-  UnixListener l(make_socket(AF_UNIX, SOCK_STREAM));
+  UnixListener l(make_socket(AF_UNIX, SOCK_STREAM), backlog);
   if (::bind(l.fd(), addr.data(), addr.size()) != 0) throw_errno("bind");
   if (::listen(l.fd(), backlog) != 0) throw_errno("listen");
   return l;

@@ -52,6 +52,17 @@
 // that ends with -ECANCELED when no cancel was requested was ended by its
 // timeout (timed_out). With a cancel requested, -ECANCELED is a
 // cancellation even if the timer fired too: the task is being cancelled.
+//
+// # Detached requests (IoDetached, weft/io_op.hpp)
+// A multishot request with no task behind it (a listener's multishot
+// accept) is counted in detached_, not inflight_: it keeps the non-blocking
+// poll entering the kernel each tick (its CQEs would otherwise wait for the
+// next park; with DEFER_TASKRUN nothing completes without an enter), but it
+// does not keep a stopping worker alive. On its way out a worker cancels the
+// ones still armed and reaps until their final CQEs have arrived
+// (drain_detached), so their owners always see the end of their requests
+// and the ring closes with nothing of theirs in it; it arms nothing new
+// after that (io_detached_begin returns null).
 #include <liburing.h>
 #include <sys/eventfd.h>
 #include <sys/utsname.h>
@@ -209,7 +220,8 @@ void Worker::reactor_poll(bool block, std::int64_t timeout_ns) noexcept {
   if (!event_armed_) arm_eventfd();
   unsigned pending = io_uring_sq_ready(&ring_);
   if (!block) {
-    if (pending == 0 && inflight_ == 0 && !io_uring_cq_has_overflow(&ring_)) return;
+    if (pending == 0 && inflight_ == 0 && detached_ == 0 && !io_uring_cq_has_overflow(&ring_))
+      return;
     int r = io_uring_submit_and_get_events(&ring_);
     bump(m_.enter_calls);
     if (r > 0) bump(m_.sqes_submitted, static_cast<std::uint64_t>(r));
@@ -251,6 +263,87 @@ void Worker::reap() noexcept {
     if (n < 64) break;
   }
 }
+
+// ---------------------------------------------------------------------------
+// Detached requests (weft/io_op.hpp: IoDetached)
+
+bool Worker::detached_armed(IoDetached* d) noexcept {
+  if (detached_closed_) return false;
+  d->owner = this;
+  d->worker_stopping = false;
+  d->armed_prev = nullptr;
+  d->armed_next = detached_head_;
+  if (detached_head_) detached_head_->armed_prev = d;
+  detached_head_ = d;
+  ++detached_;
+  return true;
+}
+
+void Worker::detached_ended(IoDetached* d) noexcept {
+  if (d->armed_prev) {
+    d->armed_prev->armed_next = d->armed_next;
+  } else {
+    detached_head_ = d->armed_next;
+  }
+  if (d->armed_next) d->armed_next->armed_prev = d->armed_prev;
+  d->armed_prev = d->armed_next = nullptr;
+  --detached_;
+}
+
+void Worker::drain_detached() noexcept {
+  detached_closed_ = true;
+  // Nothing armed: nobody can be posting to us on a request's behalf (an
+  // owner posts only while its request is armed here).
+  if (detached_head_ == nullptr) return;
+  drain_inbox();
+  while (detached_head_ != nullptr) {
+    for (IoDetached* d = detached_head_; d; d = d->armed_next) {
+      if (d->worker_stopping) continue;
+      io_uring_sqe* sqe = get_sqe_nothrow();
+      if (sqe == nullptr) break;  // the next round retries
+      d->worker_stopping = true;
+      io_uring_prep_cancel64(sqe, reinterpret_cast<std::uint64_t>(static_cast<IoCompletion*>(d)),
+                             0);
+      io_uring_sqe_set_data64(sqe, kIgnoreToken);
+    }
+    // Bounded waits: a round that could not queue every cancel retries.
+    reactor_poll(true, 10'000'000);
+    drain_inbox();
+  }
+  // An owner that saw its request armed may have posted to us before the
+  // final CQE; those items ran in the rounds above (or run here).
+  drain_inbox();
+}
+
+io_uring_sqe* io_detached_begin(IoDetached* d) {
+  Worker* w = Worker::current();
+  if (w == nullptr) throw_no_task("io operation");
+  io_uring_sqe* sqe = w->get_sqe();
+  if (!w->detached_armed(d)) {
+    // Give the SQE back as a no-op: it is already taken from the SQ.
+    io_uring_prep_nop(sqe);
+    io_uring_sqe_set_data64(sqe, kIgnoreToken);
+    return nullptr;
+  }
+  io_uring_sqe_set_data(sqe, static_cast<IoCompletion*>(d));
+  return sqe;
+}
+
+void io_detached_end(IoDetached* d) noexcept { static_cast<Worker*>(d->owner)->detached_ended(d); }
+
+bool io_detached_on_owner(const IoDetached* d) noexcept {
+  return d->owner != nullptr && Worker::current() == static_cast<const Worker*>(d->owner);
+}
+
+void io_detached_cancel(IoDetached* d) noexcept {
+  auto* w = static_cast<Worker*>(d->owner);
+  io_uring_sqe* sqe = w->get_sqe_nothrow();
+  if (sqe == nullptr) return;  // nothing to be had: the request runs on
+  io_uring_prep_cancel64(sqe, reinterpret_cast<std::uint64_t>(static_cast<IoCompletion*>(d)), 0);
+  io_uring_sqe_set_data64(sqe, kIgnoreToken);
+}
+
+void io_detached_post(IoDetached* d) noexcept { static_cast<Worker*>(d->owner)->post_inbox(d); }
 
 // ---------------------------------------------------------------------------
 // Operations

@@ -601,6 +601,9 @@ void Worker::thread_main() {
     spin_long_ = woken && spin_ns != 0 && now_ns() - parked_at < 4 * spin_ns;
   }
   if (searching_) leave_searching();
+  // Multishot requests still armed (a listener that outlives the runtime's
+  // tasks): end them while this thread can still reap their CQEs.
+  drain_detached();
   flush_unregister();
   // The ring and the eventfd stay open until every worker has stopped
   // (RuntimeImpl::stop_workers): another thread may still be sending this

@@ -40,6 +40,7 @@
 #include <string>
 #include <thread>
 #include <vector>
+#include <weft/io_op.hpp>
 #include <weft/loop.hpp>
 #include <weft/runtime.hpp>
 
@@ -141,6 +142,11 @@ class Worker final : public Loop {
   io_uring_sqe* get_sqe_nothrow() noexcept;
   void op_started() noexcept { ++inflight_; }
   void op_done() noexcept { --inflight_; }
+  /// Counts `d` armed on this ring (io_detached_begin). False, with nothing
+  /// counted, once the worker is stopping.
+  bool detached_armed(IoDetached* d) noexcept;
+  /// `d`'s final CQE arrived (io_detached_end).
+  void detached_ended(IoDetached* d) noexcept;
   std::uint32_t next_task_id() noexcept { return id_seq_ += id_stride_; }
   /// Takes a task that completed on this worker (without an error) off the
   /// registry later, in a batch with others (flush_unregister): one shard
@@ -198,6 +204,9 @@ class Worker final : public Loop {
   void reactor_poll(bool block, std::int64_t timeout_ns) noexcept;
   void reap() noexcept;
   void arm_eventfd() noexcept;
+  /// On the way out: cancels the armed detached requests and reaps until
+  /// their final CQEs have arrived, draining the inbox as it goes.
+  void drain_detached() noexcept;
 
   TaskHeader* search() noexcept;
   bool become_searching() noexcept;
@@ -238,6 +247,11 @@ class Worker final : public Loop {
   bool firing_timers_ = false;  // wakes go to the expedited list
   TaskList expedited_;          // tasks whose timer expired: run first
   std::uint32_t inflight_ = 0;  // user operations awaiting a CQE
+  // Armed detached requests (multishot accepts): they keep the reactor
+  // polling but not the worker alive (drain_detached ends them).
+  IoDetached* detached_head_ = nullptr;
+  std::uint32_t detached_ = 0;
+  bool detached_closed_ = false;  // drain_detached began: arm nothing new
   // The last park ended by a wake-up soon after it began: spin up to
   // opts.park_spin before the next park (see RuntimeOptions::park_spin).
   bool spin_long_ = false;

@@ -79,6 +79,42 @@ io_uring_sqe* io_begin(IoOpState* op);
 /// timeout SQE after it if the op has one, and suspends.
 void io_commit(IoOpState* op, io_uring_sqe* sqe, std::coroutine_handle<> h) noexcept;
 
+/// A request that stays on a ring with no task waiting on it: a multishot
+/// operation whose CQEs its owner turns into a queue (weft::io's listeners
+/// keep one multishot accept armed this way). Every CQE, including the final
+/// one (no IORING_CQE_F_MORE), goes to `complete` on the ring owner's thread.
+///
+/// While armed it keeps its worker polling the ring every tick, like an op in
+/// flight, but it does not keep a stopping runtime alive: a worker that stops
+/// cancels its armed requests and reaps their final CQEs before its ring is
+/// closed (with `worker_stopping` set, so the owner can tell that cancel from
+/// its own), so an owner always sees the final CQE while its worker lives.
+struct IoDetached : IoCompletion, InboxItem {
+  void* owner = nullptr;             // the Worker whose ring holds it
+  IoDetached* armed_prev = nullptr;  // the owner's list of armed requests
+  IoDetached* armed_next = nullptr;
+  bool worker_stopping = false;  // the owner's worker cancelled it on its way out
+};
+
+/// Takes an SQE on the current worker's ring for `d` (its user_data set to
+/// d) and counts `d` armed there until io_detached_end. Null when the worker
+/// is stopping (its ring takes no new long-lived request). Throws
+/// RuntimeError outside a worker thread, std::system_error(EBUSY) if no SQE
+/// can be had. The caller fills the SQE (keeping user_data).
+io_uring_sqe* io_detached_begin(IoDetached* d);
+/// At `d`'s final CQE (inside its `complete`, on the owner's thread): `d` is
+/// no longer armed.
+void io_detached_end(IoDetached* d) noexcept;
+/// True on the thread of the worker that holds `d`.
+bool io_detached_on_owner(const IoDetached* d) noexcept;
+/// Owner thread: queues an IORING_OP_ASYNC_CANCEL for `d` with the tick's
+/// SQEs. Its final CQE follows (-ECANCELED, or a result that raced it).
+void io_detached_cancel(IoDetached* d) noexcept;
+/// Any thread: runs `d->run` (set by the caller) on the owner's thread, from
+/// its inbox. `d` must stay alive until then; a stopping worker drains its
+/// inbox after its armed requests' final CQEs.
+void io_detached_post(IoDetached* d) noexcept;
+
 /// The generic awaitable: `Prep` fills the SQE (called with io_uring_sqe*).
 template <class Prep>
 class IoOp {

@@ -24,8 +24,10 @@
 //   collector. An exception escaping a handler is reported to the runtime's
 //   exception handler as "Unhandled exception in client_connected_cb" (§Q 116)
 //   and the connection is closed.
-// - There is one accept loop per Server. Handlers are spawned on the worker
-//   that accepted and move to idle workers by work stealing. With
+// - There is one accept loop per Server; its accept() takes from the
+//   listener's multishot accept queue (weft/io/tcp.hpp), so a burst of
+//   connections costs no SQE per connection. Handlers are spawned on the
+//   worker that runs the loop and move to idle workers by work stealing. With
 //   ServerOptions::reuse_port and one Server per worker the kernel spreads
 //   connections instead.
 //

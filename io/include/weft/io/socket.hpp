@@ -28,17 +28,21 @@
 //
 // Threads: a Socket is not synchronised. One task uses it at a time, except
 // that one task may recv while another sends on the same stream (the kernel
-// allows it and weft keeps no state of its own per direction). Operations
-// must be awaited inside a weft task.
+// allows it and weft keeps no state of its own per direction), and that a
+// listener's accept() may be awaited by any number of tasks on any workers
+// at once (its queue is synchronised; see Listener below and
+// weft/io/tcp.hpp). Operations must be awaited inside a weft task.
 #pragma once
 
 #include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <cstddef>
+#include <memory>
 #include <span>
 #include <weft/io/address.hpp>
 #include <weft/io/buffer.hpp>
+#include <weft/io/detail/accept_queue.hpp>
 #include <weft/io/detail/fd_owner.hpp>
 #include <weft/io/detail/preps.hpp>
 #include <weft/io/op.hpp>
@@ -104,6 +108,80 @@ class StreamSocket : public Socket {
                                             OpTimeout timeout = std::nullopt) const {
     return detail::Op<detail::ShutdownPrep>(detail::ShutdownPrep{fd_, how}, timeout);
   }
+};
+
+/// What TcpListener and UnixListener share: a listening socket and the
+/// queue its multishot accept fills (the design, the queue's cap and which
+/// worker's ring holds the request: weft/io/tcp.hpp). `Stream` is what
+/// accept() returns.
+template <class Stream>
+class Listener : public Socket {
+ public:
+  Listener() noexcept = default;
+  /// Takes ownership of listening socket `fd`; `backlog` (its listen(2)
+  /// backlog) also caps the accept queue. Throws std::bad_alloc (the socket
+  /// is closed then). Any thread.
+  explicit Listener(int fd, int backlog) : Socket(fd) {
+    q_ = std::make_shared<detail::AcceptQueue>(fd, backlog);
+  }
+  Listener(Listener&&) noexcept = default;
+  /// Closes this listener first, as the destructor does.
+  Listener& operator=(Listener&& o) noexcept {
+    if (this != &o) {
+      stop_accepting(true);
+      Socket::operator=(std::move(o));
+      q_ = std::move(o.q_);
+    }
+    return *this;
+  }
+  /// Stops listening at once (shutdown(2) when a multishot accept is armed,
+  /// then close(2)), closes the connections accepted but not taken, fails
+  /// waiting accept()s with EBADF and cancels the multishot on its ring (its
+  /// last CQE is handled there, later; whatever it brings is closed). Never
+  /// throws. Any thread.
+  ~Listener() { stop_accepting(true); }
+
+  /// Waits for one connection and returns it (close-on-exec). Takes the
+  /// oldest queued connection if there is one (no system call), else waits
+  /// for the multishot accept, arming it on the calling worker's ring if it
+  /// is not armed. Throws CancelledError (a connection that arrived anyway
+  /// stays queued for the next accept(), or, if it was already handed to
+  /// this one, is returned and the cancel raised at the next suspension
+  /// point), TimeoutError("accept: timed out") when `timeout` expires first
+  /// (ValueError if it is negative), std::system_error("accept: ...") for
+  /// the kernel's errors (EMFILE, ENFILE, ENOMEM, ECONNABORTED, EINVAL
+  /// after shutdown(2); EBADF once the listener is closed, also for an
+  /// accept() waiting when it closes), RuntimeError outside a weft task.
+  /// Any worker thread; several tasks on several workers may wait at once
+  /// (FIFO). Co_await it at once.
+  detail::AcceptOp<Stream> accept(OpTimeout timeout = std::nullopt) const {
+    return detail::AcceptOp<Stream>(q_.get(), timeout);
+  }
+  /// Like the destructor, then closes the socket through the ring (as
+  /// Socket::close). Throws std::system_error("close"). Inside a weft task.
+  detail::Op<detail::ClosePrep> close(OpTimeout timeout = std::nullopt) {
+    stop_accepting(true);
+    return Socket::close(timeout);
+  }
+  /// Gives up the socket: the multishot is cancelled (without shutdown(2):
+  /// the socket keeps listening for its new owner), connections it had
+  /// accepted and not handed out are closed. Never throws. Any thread.
+  int release() noexcept {
+    stop_accepting(false);
+    return Socket::release();
+  }
+  /// Connections accepted by the multishot and not yet taken by accept().
+  /// Any thread (a snapshot).
+  std::size_t queued() const { return q_ ? q_->queued() : 0; }
+
+ private:
+  void stop_accepting(bool shut_down) noexcept {
+    if (q_) {
+      q_->close(shut_down);
+      q_.reset();
+    }
+  }
+  std::shared_ptr<detail::AcceptQueue> q_;
 };
 
 }  // namespace weft::io

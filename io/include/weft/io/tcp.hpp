@@ -8,12 +8,65 @@
 //
 //   auto c = co_await weft::io::TcpStream::connect("localhost", 8080, 5s);
 //
-// accept is single-shot (one IORING_OP_ACCEPT per call): a multishot accept
-// keeps a kernel request alive across awaits, which needs a queue of
-// accepted descriptors owned by the listener and a cancel when it closes;
-// that is left for when a benchmark shows the single-shot form costs
-// anything measurable (an accept per connection is cheap next to the
-// connection's own traffic).
+// # Multishot accept
+// A listener keeps one multishot accept (IORING_OP_ACCEPT with
+// IORING_ACCEPT_MULTISHOT) armed on a worker's ring, from its first
+// accept() on. Each connection the kernel accepts goes to the oldest
+// waiting accept(), or into a queue the listener owns; accept() takes from
+// that queue without a system call or an SQE and waits only when it is
+// empty. Measured by tests/unit/io_accept_test.cpp: 200 connections cost 2
+// SQEs in all, where a single-shot accept takes one per connection.
+//
+// - Which ring: the multishot lives on the ring of the worker whose accept()
+//   armed it (the rings are SINGLE_ISSUER, so only that worker submits for
+//   it or cancels it). Its CQEs wake waiters on any worker, so accept() may
+//   be called from tasks on any worker, several at once (served FIFO); it
+//   does not move when the calling task does. A listener per worker with
+//   ListenOptions::reuse_port spreads the accepting itself.
+// - Backpressure: the queue holds at most min(backlog, 64) connections
+//   (AcceptQueue::kMaxQueued, chosen rather than measured: 64 absorbs a
+//   burst between two runs of an accept loop, and more only moves the
+//   kernel's backlog into our memory).
+//   When it is full the multishot is cancelled; it is re-armed once
+//   accept()s have taken it down to half. Meanwhile new connections wait in
+//   the kernel's listen backlog (and beyond it are refused or dropped, as
+//   for any listener nobody accepts from). Connections the kernel had
+//   accepted before the cancel took effect are kept (they already exist;
+//   closing them would drop clients), so the queue may exceed the cap by at
+//   most one backlog's worth, once per pause. Measured with
+//   tests/stress/io_stress_test.cpp (10,000 connections in a burst, backlog
+//   65535, cap 64): 42 pauses, 43 arms, at most 512 queued.
+// - Errors: a failed accept (EMFILE, ENFILE, ENOMEM, ECONNABORTED, EINVAL
+//   after shutdown(2)) ends the multishot; the error goes to the oldest
+//   waiting accept() (or to the next accept() if none waits), as the
+//   single accept's error did. The multishot is re-armed by the next
+//   accept(), not at once, so a lasting EMFILE costs one attempt per
+//   accept() call instead of spinning the ring; the connection that could
+//   not be accepted stays in the kernel's backlog.
+// - Cancelling an accept(): a connection is never lost. If it had not been
+//   handed a connection, accept() raises CancelledError and the next
+//   connection goes to the next accept(); if it had, it returns it and the
+//   cancel is raised at the task's next suspension point (DESIGN.md §4).
+//   As for any operation, a task that then returns at once, with the cancel
+//   still pending, ends cancelled and its result is dropped (asyncio's
+//   rule): store the stream before returning if it must survive.
+// - Timeouts: a waiting accept() with a timeout arms a timer on its loop
+//   (not a linked timeout: the multishot has no SQE per call).
+// - Closing: close(), the destructor, move-assignment and release() end it
+//   from any thread: the socket is shut down first (shutdown(2), only while
+//   a multishot is armed: the request holds a reference to the socket, so
+//   close(2) alone would leave it listening until the cancel lands; not for
+//   release(), whose caller keeps the socket listening), queued
+//   connections are closed, waiting accept()s fail with EBADF, and the
+//   multishot is cancelled on its own ring (through that worker's inbox from
+//   another thread); its last CQE is handled there and closes whatever it
+//   brings. A runtime that stops with a listener still armed cancels the
+//   multishot and reaps its last CQE before its rings close; the queued
+//   connections stay with the listener (closed when it is), and the next
+//   accept(), in another runtime, arms it again.
+// - Cost: while armed, the multishot keeps its worker entering the kernel
+//   once per tick, as any operation in flight does (an idle recv of a
+//   connection, say).
 //
 // Threads and closing: see weft/io/socket.hpp.
 #pragma once
@@ -62,10 +115,12 @@ struct ListenOptions {
   bool v6_only = false;       // IPV6_V6ONLY for an IPv6 address
 };
 
-class TcpListener : public Socket {
+class TcpListener : public Listener<TcpStream> {
  public:
   TcpListener() noexcept = default;
-  explicit TcpListener(int fd) noexcept : Socket(fd) {}
+  /// Takes ownership of listening socket `fd`; `backlog` also caps the
+  /// accept queue (see above). Throws std::bad_alloc (closing `fd`).
+  explicit TcpListener(int fd, int backlog = ListenOptions{}.backlog) : Listener(fd, backlog) {}
 
   /// socket + bind + listen, synchronously (none of them blocks). Port 0
   /// picks a free port: read it with local_address().port(). Throws
@@ -77,10 +132,8 @@ class TcpListener : public Socket {
   static Task<TcpListener> bind(std::string_view host, std::uint16_t port,
                                 ListenOptions options = {});
 
-  /// Waits for one connection. The new socket is close-on-exec.
-  detail::Op<detail::AcceptPrep<TcpStream>> accept(OpTimeout timeout = std::nullopt) const {
-    return detail::Op<detail::AcceptPrep<TcpStream>>(detail::AcceptPrep<TcpStream>{fd_}, timeout);
-  }
+  // accept(), queued(), close(), release(), the destructor: Listener
+  // (weft/io/socket.hpp).
 };
 
 }  // namespace weft::io

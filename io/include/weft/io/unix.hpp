@@ -28,18 +28,19 @@ class UnixStream : public StreamSocket {
   static std::pair<UnixStream, UnixStream> pair();
 };
 
-class UnixListener : public Socket {
+class UnixListener : public Listener<UnixStream> {
  public:
   UnixListener() noexcept = default;
-  explicit UnixListener(int fd) noexcept : Socket(fd) {}
+  /// Takes ownership of listening socket `fd`; `backlog` also caps the
+  /// accept queue (weft/io/tcp.hpp). Throws std::bad_alloc (closing `fd`).
+  explicit UnixListener(int fd, int backlog = 1024) : Listener(fd, backlog) {}
 
   /// socket + bind + listen (see above for a stale socket file). Throws
   /// std::system_error, ValueError for a non-AF_UNIX address. Any thread.
   static UnixListener bind(const SocketAddress& addr, int backlog = 1024);
 
-  detail::Op<detail::AcceptPrep<UnixStream>> accept(OpTimeout timeout = std::nullopt) const {
-    return detail::Op<detail::AcceptPrep<UnixStream>>(detail::AcceptPrep<UnixStream>{fd_}, timeout);
-  }
+  // accept() (multishot, as TcpListener's), queued(), close(), release(),
+  // the destructor: Listener (weft/io/socket.hpp).
 };
 
 }  // namespace weft::io

@@ -185,17 +185,6 @@ struct MkdirPrep {
   void result(int) noexcept {}
 };
 
-/// Single-shot accept; `T` is built from the new descriptor.
-template <class T>
-struct AcceptPrep {
-  static constexpr const char* kName = "accept";
-  int fd;
-  void prep(io_uring_sqe* sqe) noexcept {
-    io_uring_prep_accept(sqe, fd, nullptr, nullptr, SOCK_CLOEXEC);
-  }
-  T result(int res) noexcept { return T(res); }
-};
-
 struct ConnectPrep {
   static constexpr const char* kName = "connect";
   int fd;
