@@ -123,6 +123,19 @@ bool Worker::setup_ring(std::string* error) {
   }
   // Rings must not be shared with a forked child that keeps running.
   io_uring_ring_dontfork(&ring_);
+  // The runtime's registered buffers, same table on every ring (see
+  // weft/detail/fixed_buffers.hpp). From this thread: SINGLE_ISSUER rings
+  // take register calls from their submitter task only.
+  if (FixedBufferSet* fb = rt_.fixed_buffers) {
+    r = io_uring_register_buffers(&ring_, fb->iovecs(), fb->count());
+    if (r < 0) {
+      *error = "weft: worker " + std::to_string(index_) + " cannot register " +
+               std::to_string(fb->count()) + " fixed buffers of " +
+               std::to_string(fb->buffer_size()) + " bytes: " + std::strerror(-r) +
+               (r == -ENOMEM ? " (pinned memory counts against RLIMIT_MEMLOCK)" : "");
+      return false;
+    }
+  }
   arm_eventfd();
   return true;
 }
