@@ -358,6 +358,35 @@ bool op_cancel(Suspension* s) noexcept {
 
 }  // namespace
 
+// A two-CQE op (IORING_OP_SEND_ZC): whichever of the result and the
+// notification comes last hands the result to op_complete, so the phase
+// protocol above (and op_done) sees one completion, as for any op. The kernel
+// posts the result first, but this does not depend on it. Until the last CQE
+// the op stays kInFlight: a cancel then is an ASYNC_CANCEL that finds the
+// request either still running (it ends with -ECANCELED, the notification
+// follows) or already finished (-ENOENT, ignored); either way the task wakes
+// only after the notification.
+static void notif_complete(IoCompletion* c, int res, unsigned flags) noexcept {
+  auto* op = static_cast<NotifOpState*>(static_cast<IoOpState*>(c));
+  if (flags & IORING_CQE_F_NOTIF) {
+    op->notif_res = res;
+    op->have_notif = true;
+    if (!op->have_result) return;
+  } else {
+    op->first_res = res;
+    op->first_flags = flags;
+    op->have_result = true;
+    if ((flags & IORING_CQE_F_MORE) && !op->have_notif) return;
+  }
+  op_complete(c, op->first_res, op->first_flags);
+}
+
+void io_expect_notification(NotifOpState* op) noexcept {
+  op->have_result = false;
+  op->have_notif = false;
+  op->complete = notif_complete;
+}
+
 io_uring_sqe* io_begin(IoOpState* op) {
   TaskHeader* t = current_header();
   Worker* w = Worker::current();

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <weft/io/address.hpp>
 #include <weft/io/buffer.hpp>
+#include <weft/io/detail/uring_compat.hpp>
 
 namespace weft::io {
 
@@ -46,6 +47,19 @@ struct SendPrep {
   ConstBuffer buf;
   int flags;
   void prep(io_uring_sqe* sqe) noexcept { io_uring_prep_send(sqe, fd, buf.data, buf.size, flags); }
+  std::size_t result(int res) noexcept { return static_cast<std::size_t>(res); }
+};
+
+/// IORING_OP_SEND_ZC (awaited through NotifOp: two CQEs). Asks the kernel
+/// to report whether it copied after all (IORING_SEND_ZC_REPORT_USAGE).
+struct SendZcPrep {
+  static constexpr const char* kName = "send_zc";
+  int fd;
+  ConstBuffer buf;
+  int flags;
+  void prep(io_uring_sqe* sqe) noexcept {
+    io_uring_prep_send_zc(sqe, fd, buf.data, buf.size, flags, IORING_SEND_ZC_REPORT_USAGE);
+  }
   std::size_t result(int res) noexcept { return static_cast<std::size_t>(res); }
 };
 
