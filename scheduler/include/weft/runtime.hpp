@@ -103,7 +103,9 @@ struct RuntimeOptions {
   /// mapping the pages on every operation). Each buffer starts on a 4 KiB
   /// boundary (O_DIRECT). 0 (the default) = none. At most 16384 buffers
   /// (IORING_MAX_REG_BUFFERS) of at most 1 GiB each; ValueError otherwise.
-  /// Measured gain: see bench/weft_file_read.cpp.
+  /// Measured on the file_read workload (bench/weft_file_read.cpp): no gain
+  /// above the noise here (O_DIRECT 1.03x IOPS, device-bound; page cache
+  /// 1.00x), so nothing turns them on by default.
   unsigned fixed_buffers = 0;
   std::size_t fixed_buffer_size = std::size_t{64} << 10;
   /// Wake parked workers with an eventfd write instead of IORING_OP_MSG_RING
