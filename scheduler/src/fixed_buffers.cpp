@@ -22,9 +22,10 @@ constexpr std::size_t kFixedBufferAlign = 4096;
 
 FixedBufferSet* FixedBufferSet::create(unsigned count, std::size_t size) {
   if (count > kMaxFixedBuffers)
-    throw ValueError("weft::RuntimeOptions::fixed_buffers must be at most 16384 (the kernel's "
-                     "limit), not " +
-                     std::to_string(count));
+    throw ValueError(
+        "weft::RuntimeOptions::fixed_buffers must be at most 16384 (the kernel's "
+        "limit), not " +
+        std::to_string(count));
   if (size == 0 || size > kMaxFixedBufferSize)
     throw ValueError("weft::RuntimeOptions::fixed_buffer_size must be in 1..1073741824, not " +
                      std::to_string(size));

@@ -80,7 +80,8 @@ TEST_CASE("io fixed buffers: write_fixed_at and read_fixed_at round trip, whole 
     // The whole buffer, then a range of it at another offset.
     std::size_t w1 = co_await f.write_fixed_at(*a, 0);
     CHECK(w1 == 8192);
-    std::size_t w2 = co_await f.write_fixed_at(io::ConstBuffer(a->data() + 100, 50), a->index(), 8192);
+    std::size_t w2 =
+        co_await f.write_fixed_at(io::ConstBuffer(a->data() + 100, 50), a->index(), 8192);
     CHECK(w2 == 50);
 
     // Read the whole back into the other buffer.
@@ -89,7 +90,8 @@ TEST_CASE("io fixed buffers: write_fixed_at and read_fixed_at round trip, whole 
     CHECK(std::memcmp(a->data(), b->data(), 8192) == 0);
     // A range in the middle of a buffer, and a short read at end of file.
     std::memset(b->data(), 0, b->size());
-    std::size_t r2 = co_await f.read_fixed_at(io::MutableBuffer(b->data() + 10, 4000), b->index(), 8190);
+    std::size_t r2 =
+        co_await f.read_fixed_at(io::MutableBuffer(b->data() + 10, 4000), b->index(), 8190);
     CHECK(r2 == 52);  // 2 bytes of the first write, then the 50 of the second
     CHECK(std::memcmp(b->data() + 10, a->data() + 8190, 2) == 0);
     CHECK(std::memcmp(b->data() + 12, a->data() + 100, 50) == 0);
@@ -241,9 +243,8 @@ TEST_CASE("io fixed buffers: bad input raises ValueError naming what was wrong",
       std::string e4 = value_error_of(
           [&] { (void)f.read_fixed_at(io::MutableBuffer(a->data(), 4097), a->index(), 0); });
       CHECK(contains(e4, "length 4097 too large"));
-      std::string e5 = value_error_of([&] {
-        (void)f.write_fixed_at(io::ConstBuffer(a->data() + 4000, 97), a->index(), 0);
-      });
+      std::string e5 = value_error_of(
+          [&] { (void)f.write_fixed_at(io::ConstBuffer(a->data() + 4000, 97), a->index(), 0); });
       CHECK(contains(e5, "length 97 too large"));
       CHECK(contains(e5, "has 96 bytes"));
       std::string e6 = value_error_of([&] { (void)a->first(4097); });

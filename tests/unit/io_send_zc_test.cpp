@@ -86,11 +86,12 @@ TEST_CASE("io send_zc: large buffers arrive intact over loopback TCP", "[io][tcp
     for (std::size_t size : {std::size_t{1}, std::size_t{16} << 10, std::size_t{64} << 10,
                              std::size_t{256} << 10, std::size_t{1} << 20, std::size_t{4} << 20}) {
       const auto out = pattern(size, static_cast<unsigned>(size));
-      auto reader = weft::spawn([](const io::TcpStream* ss, std::size_t n) -> Task<std::vector<char>> {
-        std::vector<char> in(n);
-        co_await ss->recv_exact(in);
-        co_return in;
-      }(&s, size));
+      auto reader =
+          weft::spawn([](const io::TcpStream* ss, std::size_t n) -> Task<std::vector<char>> {
+            std::vector<char> in(n);
+            co_await ss->recv_exact(in);
+            co_return in;
+          }(&s, size));
       co_await c.send_all_zc(out);
       auto in = co_await reader;
       CHECK(in.size() == size);
@@ -111,8 +112,7 @@ TEST_CASE("io send_zc: large buffers arrive intact over loopback TCP", "[io][tcp
   }());
 }
 
-TEST_CASE("io send_zc: the task resumes only after the notification CQE",
-          "[io][tcp][send_zc]") {
+TEST_CASE("io send_zc: the task resumes only after the notification CQE", "[io][tcp][send_zc]") {
   weft::Runtime rt(workers(2));
   rt.block_on([]() -> Task<void> {
     auto [c, s] = co_await tcp_pair();

@@ -143,8 +143,8 @@ class File : public detail::FdOwner {
                                                     std::uint64_t offset,
                                                     OpTimeout timeout = std::nullopt) const {
     detail::check_fixed(buf.data, buf.size, buf_index, "write_fixed_at");
-    return detail::Op<detail::WriteFixedPrep>(
-        detail::WriteFixedPrep{fd_, buf, offset, buf_index}, timeout);
+    return detail::Op<detail::WriteFixedPrep>(detail::WriteFixedPrep{fd_, buf, offset, buf_index},
+                                              timeout);
   }
   /// Writes all of buf at `offset` (several writes if the kernel takes less).
   Task<void> write_all_at(ConstBuffer buf, std::uint64_t offset,

@@ -67,11 +67,13 @@ class TcpStream : public StreamSocket {
   /// Threads: as send() (weft/io/socket.hpp); await inside a task.
   detail::NotifOp<detail::SendZcPrep> send_zc(ConstBuffer buf, OpTimeout timeout = std::nullopt,
                                               int flags = 0) const {
-    return detail::NotifOp<detail::SendZcPrep>(
-        detail::SendZcPrep{fd_, buf, flags | MSG_NOSIGNAL}, timeout);
+    return detail::NotifOp<detail::SendZcPrep>(detail::SendZcPrep{fd_, buf, flags | MSG_NOSIGNAL},
+                                               timeout);
   }
   /// Sends all of buf with send_zc, in as many calls as it takes. Timeout:
-  /// a deadline for the whole call. Errors and cancellation as send_all.
+  /// a deadline for the whole send (see send_zc for the notification).
+  /// Throws and cancels as send_all; a prefix of buf may have been sent.
+  /// Threads: as send_zc.
   Task<void> send_all_zc(ConstBuffer buf, OpTimeout timeout = std::nullopt) const;
 
   /// TCP_NODELAY on or off (Nagle's algorithm off when on).
