@@ -54,12 +54,13 @@ std::vector<char> pattern(std::size_t n, unsigned seed) {
 }
 
 /// Fills `c`'s send path (small SO_SNDBUF, the peer reads nothing) until a
-/// send times out: afterwards a send waits for room.
+/// send times out: afterwards a send waits for room. 250 ms: longer than a
+/// delayed ACK (at most 200 ms), whose arrival would free room.
 Task<void> fill(const io::TcpStream& c) {
   std::string chunk(1 << 16, 'f');
   for (;;) {
     try {
-      co_await c.send(chunk, 50ms);
+      co_await c.send(chunk, 250ms);
     } catch (const weft::TimeoutError&) {
       co_return;
     }
@@ -140,19 +141,34 @@ TEST_CASE("io send_zc: cancelled or timed out, the buffer is held until the noti
     c.set_option(SOL_SOCKET, SO_SNDBUF, 4096);
     co_await fill(c);
 
-    // Timeout: the send waits for room that never comes.
+    // Timeout: the send waits for room, which normally does not come. But
+    // the receiver may compact its queue and open its window a little
+    // (seen once in ASan runs), and then the send takes bytes, whose
+    // notification waits for the peer to read them: the safety reader
+    // makes that a warning, not a hang. Either way the op must have seen
+    // its notification before it returned.
     {
+      auto safety = weft::spawn([](const io::TcpStream* ss) -> Task<std::size_t> {
+        co_await weft::sleep(1s);
+        co_return co_await drain(ss);
+      }(&s));
       auto buf = pattern(std::size_t{256} << 10, 1);
       auto op = c.send_zc(buf, 50ms);
       bool timed_out = false;
+      std::size_t n = 0;
       try {
-        co_await op;
+        n = co_await op;
+        CHECK(n > 0);
       } catch (const weft::TimeoutError& e) {
         timed_out = true;
         CHECK(std::string(e.what()) == "send_zc: timed out");
       }
-      CHECK(timed_out);
+      if (!timed_out)
+        WARN("send_zc found room after the fill (took "
+             << n << " bytes): the timeout path was not taken");
       CHECK(op.notification_seen());
+      safety.cancel();
+      CHECK_THROWS_AS(co_await safety, weft::CancelledError);
     }
 
     // Cancel: the task owns the buffer in its frame; when it ends the frame
@@ -160,7 +176,6 @@ TEST_CASE("io send_zc: cancelled or timed out, the buffer is held until the noti
     // use-after-free that ASan reports.
     struct Seen {
       bool notified = false;
-      bool cancelled = false;
     };
     Seen seen;
     auto h = weft::spawn([](const io::TcpStream* cs, Seen* out) -> Task<void> {
@@ -169,7 +184,6 @@ TEST_CASE("io send_zc: cancelled or timed out, the buffer is held until the noti
       try {
         co_await op;
       } catch (const weft::CancelledError&) {
-        out->cancelled = true;
         out->notified = op.notification_seen();
         throw;
       }
@@ -184,7 +198,6 @@ TEST_CASE("io send_zc: cancelled or timed out, the buffer is held until the noti
     auto reader = weft::spawn(drain(&s));
     CHECK_THROWS_AS(co_await h, weft::CancelledError);
     CHECK(seen.notified);
-    CHECK(seen.cancelled);
 
     // The connection still works.
     co_await c.send_all_zc(pattern(std::size_t{64} << 10, 3), 10s);
