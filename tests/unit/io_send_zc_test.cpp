@@ -140,13 +140,20 @@ TEST_CASE("io send_zc: cancelled or timed out, the buffer is held until the noti
     auto [c, s] = co_await tcp_pair();
     c.set_option(SOL_SOCKET, SO_SNDBUF, 4096);
     co_await fill(c);
+    // A plain send stops while a zero-copy one still finds room (it needs
+    // no socket memory for the bytes; 1024 bytes here): a first send_zc,
+    // the plug, takes that, and its notification then waits for the peer
+    // to read. The sends below find no room at all.
+    auto plug = weft::spawn([](const io::TcpStream* cs) -> Task<std::size_t> {
+      auto b = pattern(std::size_t{64} << 10, 7);
+      co_return co_await cs->send_zc(b);
+    }(&c));
+    co_await weft::sleep(20ms);
 
-    // Timeout: the send waits for room, which normally does not come. But
-    // the receiver may compact its queue and open its window a little
-    // (seen once in ASan runs), and then the send takes bytes, whose
-    // notification waits for the peer to read them: the safety reader
-    // makes that a warning, not a hang. Either way the op must have seen
-    // its notification before it returned.
+    // Timeout: the send waits for room that does not come. Should it find
+    // room after all, the bytes it takes hold its notification until the
+    // peer reads: the safety reader makes that a warning, not a hang.
+    // Either way the op must have seen its notification before returning.
     {
       auto safety = weft::spawn([](const io::TcpStream* ss) -> Task<std::size_t> {
         co_await weft::sleep(1s);
@@ -198,6 +205,8 @@ TEST_CASE("io send_zc: cancelled or timed out, the buffer is held until the noti
     auto reader = weft::spawn(drain(&s));
     CHECK_THROWS_AS(co_await h, weft::CancelledError);
     CHECK(seen.notified);
+    std::size_t plugged = co_await plug;
+    CHECK(plugged > 0);
 
     // The connection still works.
     co_await c.send_all_zc(pattern(std::size_t{64} << 10, 3), 10s);
