@@ -146,6 +146,14 @@ Task<TcpStream> TcpStream::connect(std::string_view host, std::uint16_t port, Op
   throw std::system_error(EADDRNOTAVAIL, std::system_category(), "connect: no address for " + h);
 }
 
+Task<void> TcpStream::send_all_zc(ConstBuffer buf, OpTimeout timeout) const {
+  auto deadline = detail::Deadline::after(timeout, "send_zc");
+  while (buf.size > 0) {
+    std::size_t n = co_await send_zc(buf, deadline.remaining());
+    buf = buf + n;
+  }
+}
+
 void TcpStream::set_nodelay(bool on) { set_option(IPPROTO_TCP, TCP_NODELAY, on ? 1 : 0); }
 bool TcpStream::nodelay() const { return get_option(IPPROTO_TCP, TCP_NODELAY) != 0; }
 

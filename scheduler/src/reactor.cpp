@@ -134,6 +134,19 @@ bool Worker::setup_ring(std::string* error) {
   }
   // Rings must not be shared with a forked child that keeps running.
   io_uring_ring_dontfork(&ring_);
+  // The runtime's registered buffers, same table on every ring (see
+  // weft/detail/fixed_buffers.hpp). From this thread: SINGLE_ISSUER rings
+  // take register calls from their submitter task only.
+  if (FixedBufferSet* fb = rt_.fixed_buffers) {
+    r = io_uring_register_buffers(&ring_, fb->iovecs(), fb->count());
+    if (r < 0) {
+      *error = "weft: worker " + std::to_string(index_) + " cannot register " +
+               std::to_string(fb->count()) + " fixed buffers of " +
+               std::to_string(fb->buffer_size()) + " bytes: " + std::strerror(-r) +
+               (r == -ENOMEM ? " (pinned memory counts against RLIMIT_MEMLOCK)" : "");
+      return false;
+    }
+  }
   arm_eventfd();
   return true;
 }
@@ -437,6 +450,35 @@ bool op_cancel(Suspension* s) noexcept {
 }
 
 }  // namespace
+
+// A two-CQE op (IORING_OP_SEND_ZC): whichever of the result and the
+// notification comes last hands the result to op_complete, so the phase
+// protocol above (and op_done) sees one completion, as for any op. The kernel
+// posts the result first, but this does not depend on it. Until the last CQE
+// the op stays kInFlight: a cancel then is an ASYNC_CANCEL that finds the
+// request either still running (it ends with -ECANCELED, the notification
+// follows) or already finished (-ENOENT, ignored); either way the task wakes
+// only after the notification.
+static void notif_complete(IoCompletion* c, int res, unsigned flags) noexcept {
+  auto* op = static_cast<NotifOpState*>(static_cast<IoOpState*>(c));
+  if (flags & IORING_CQE_F_NOTIF) {
+    op->notif_res = res;
+    op->have_notif = true;
+    if (!op->have_result) return;
+  } else {
+    op->first_res = res;
+    op->first_flags = flags;
+    op->have_result = true;
+    if ((flags & IORING_CQE_F_MORE) && !op->have_notif) return;
+  }
+  op_complete(c, op->first_res, op->first_flags);
+}
+
+void io_expect_notification(NotifOpState* op) noexcept {
+  op->have_result = false;
+  op->have_notif = false;
+  op->complete = notif_complete;
+}
 
 io_uring_sqe* io_begin(IoOpState* op) {
   TaskHeader* t = current_header();

@@ -29,9 +29,14 @@ RuntimeImpl::RuntimeImpl(Runtime& f, RuntimeOptions o) : facade(f), opts(std::mo
   shards = std::make_unique<RegistryShard[]>(num_shards);
   workers.reserve(opts.workers);
   for (unsigned i = 0; i < opts.workers; ++i) workers.push_back(std::make_unique<Worker>(*this, i));
+  // Last: nothing after it may throw, or the set would leak.
+  if (opts.fixed_buffers > 0)
+    fixed_buffers = FixedBufferSet::create(opts.fixed_buffers, opts.fixed_buffer_size);
 }
 
-RuntimeImpl::~RuntimeImpl() = default;
+RuntimeImpl::~RuntimeImpl() {
+  if (fixed_buffers != nullptr) fixed_buffers->release_ref();
+}
 
 void RuntimeImpl::start() {
   for (auto& w : workers) w->start();

@@ -40,6 +40,7 @@
 #include <string>
 #include <thread>
 #include <vector>
+#include <weft/detail/fixed_buffers.hpp>
 #include <weft/io_op.hpp>
 #include <weft/loop.hpp>
 #include <weft/runtime.hpp>
@@ -342,6 +343,8 @@ class RuntimeImpl {
   std::unique_ptr<RegistryShard[]> shards;
   unsigned num_shards = 0;
   ExecutorSlot executors;  // the default executor (executor.cpp), lazily
+  // Registered on every worker's ring at start; null if none (one reference).
+  FixedBufferSet* fixed_buffers = nullptr;
 
   // start-up handshake
   std::mutex start_mu;

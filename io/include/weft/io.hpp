@@ -14,6 +14,7 @@
 #include <weft/io/buffer.hpp>
 #include <weft/io/errors.hpp>
 #include <weft/io/file.hpp>
+#include <weft/io/fixed_buffer.hpp>
 #include <weft/io/op.hpp>
 #include <weft/io/process.hpp>
 #include <weft/io/server.hpp>

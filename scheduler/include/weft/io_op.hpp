@@ -62,6 +62,26 @@ struct IoOpState : IoCompletion, Suspension, InboxItem {
   __kernel_timespec timeout{};         // relative; the kernel reads it at submission
 };
 
+/// The state of an op that posts two CQEs, a result and then a notification
+/// (IORING_OP_SEND_ZC: the notification, flagged IORING_CQE_F_NOTIF, says the
+/// kernel no longer reads the buffer). The op completes, and its task
+/// resumes, only when both have arrived: the result CQE flagged
+/// IORING_CQE_F_MORE promises the notification, one without it ends the op
+/// alone. Until then the frame, and the buffer it refers to, stay put (the
+/// rule of DESIGN.md §4 extended to the buffer's release). A cancel or a
+/// timeout ends the request but not the wait for the notification.
+struct NotifOpState : IoOpState {
+  int first_res = 0;
+  unsigned first_flags = 0;
+  bool have_result = false;
+  bool have_notif = false;
+  int notif_res = 0;  // the notification's res (IORING_NOTIF_USAGE_ZC_COPIED, ...)
+};
+
+/// Makes `op` wait for a notification CQE as described above. Call between
+/// io_begin (which it follows) and io_commit. Owner thread only.
+void io_expect_notification(NotifOpState* op) noexcept;
+
 /// Gives `op` a linked timeout of `ns` nanoseconds (>= 0). Call before the
 /// op is awaited. Owner thread only (the op is not shared yet).
 inline void set_timeout(IoOpState* op, std::int64_t ns) noexcept {

@@ -12,6 +12,7 @@
 // all_tasks and options may be called from any thread.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -102,6 +103,21 @@ struct RuntimeOptions {
   /// latest Runtime's value applies (see detail/frame_alloc.hpp). 0 = never.
   /// Default 32 MiB.
   std::size_t trim_threshold = std::size_t{32} << 20;
+  /// Registered ("fixed") buffers: `fixed_buffers` buffers of
+  /// `fixed_buffer_size` bytes each, in one page-aligned block that every
+  /// worker registers on its ring at start (io_uring_register_buffers), with
+  /// the same indices everywhere, so a task may use one on whichever worker
+  /// runs it. Tasks check them out with weft::io::FixedBuffer::try_acquire
+  /// and read or write through File::read_fixed_at / write_fixed_at
+  /// (IORING_OP_READ_FIXED / WRITE_FIXED: the kernel skips pinning and
+  /// mapping the pages on every operation). Each buffer starts on a 4 KiB
+  /// boundary (O_DIRECT). 0 (the default) = none. At most 16384 buffers
+  /// (IORING_MAX_REG_BUFFERS) of at most 1 GiB each; ValueError otherwise.
+  /// Measured on the file_read workload (bench/weft_file_read.cpp): no gain
+  /// above the noise here (O_DIRECT 1.03x IOPS, device-bound; page cache
+  /// 1.00x), so nothing turns them on by default.
+  unsigned fixed_buffers = 0;
+  std::size_t fixed_buffer_size = std::size_t{64} << 10;
   /// Wake parked workers with an eventfd write instead of IORING_OP_MSG_RING
   /// (foreign threads always use the eventfd). For measuring; see reactor.cpp.
   bool wake_with_eventfd = false;

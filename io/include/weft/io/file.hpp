@@ -9,10 +9,10 @@
 //   std::string all = co_await weft::io::read_file("config.txt");
 //
 // Every call is an io_uring operation on the current worker's ring (no
-// thread pool): IORING_OP_OPENAT, READ, WRITE, READV, WRITEV, FSYNC, STATX,
-// CLOSE, UNLINKAT, RENAMEAT, MKDIRAT. Regular-file reads the page cache
-// cannot serve are run by the kernel's io-wq workers; they do not block the
-// loop.
+// thread pool): IORING_OP_OPENAT, READ, WRITE, READ_FIXED, WRITE_FIXED,
+// READV, WRITEV, FSYNC, STATX, CLOSE, UNLINKAT, RENAMEAT, MKDIRAT.
+// Regular-file reads the page cache cannot serve are run by the kernel's
+// io-wq workers; they do not block the loop.
 //
 // Timeouts on file operations are linked timeouts like any other, but a
 // regular-file read or write that the kernel has already started cannot be
@@ -47,6 +47,7 @@
 #include <weft/io/buffer.hpp>
 #include <weft/io/detail/fd_owner.hpp>
 #include <weft/io/detail/preps.hpp>
+#include <weft/io/fixed_buffer.hpp>
 #include <weft/io/op.hpp>
 #include <weft/task.hpp>
 
@@ -110,6 +111,40 @@ class File : public detail::FdOwner {
                                            OpTimeout timeout = std::nullopt) const {
     return detail::Op<detail::WritevPrep>(
         detail::WritevPrep{fd_, bufs.data(), static_cast<unsigned>(bufs.size()), offset}, timeout);
+  }
+  /// Registered-buffer forms (IORING_OP_READ_FIXED / WRITE_FIXED; see
+  /// weft/io/fixed_buffer.hpp and RuntimeOptions::fixed_buffers): like
+  /// read_at / write_at, but the memory is one of the runtime's registered
+  /// buffers, which spares the kernel pinning and mapping it on every call.
+  /// The first form takes the whole FixedBuffer; the second any range inside
+  /// registered buffer `buf_index` (`fb.first(n), fb.index()`). Throws, at
+  /// the call and before anything reaches the kernel, ValueError if the
+  /// runtime has no registered buffers, if buf_index is out of range, if
+  /// `buf` does not start inside that buffer or runs past its end (the
+  /// message says which); RuntimeError outside a worker thread. Then as
+  /// read_at / write_at. Threads: inside a task of the runtime whose pool
+  /// the buffer came from.
+  detail::Op<detail::ReadFixedPrep> read_fixed_at(const FixedBuffer& buf, std::uint64_t offset,
+                                                  OpTimeout timeout = std::nullopt) const {
+    return read_fixed_at(MutableBuffer(buf), buf.index(), offset, timeout);
+  }
+  detail::Op<detail::ReadFixedPrep> read_fixed_at(MutableBuffer buf, unsigned buf_index,
+                                                  std::uint64_t offset,
+                                                  OpTimeout timeout = std::nullopt) const {
+    detail::check_fixed(buf.data, buf.size, buf_index, "read_fixed_at");
+    return detail::Op<detail::ReadFixedPrep>(detail::ReadFixedPrep{fd_, buf, offset, buf_index},
+                                             timeout);
+  }
+  detail::Op<detail::WriteFixedPrep> write_fixed_at(const FixedBuffer& buf, std::uint64_t offset,
+                                                    OpTimeout timeout = std::nullopt) const {
+    return write_fixed_at(ConstBuffer(MutableBuffer(buf)), buf.index(), offset, timeout);
+  }
+  detail::Op<detail::WriteFixedPrep> write_fixed_at(ConstBuffer buf, unsigned buf_index,
+                                                    std::uint64_t offset,
+                                                    OpTimeout timeout = std::nullopt) const {
+    detail::check_fixed(buf.data, buf.size, buf_index, "write_fixed_at");
+    return detail::Op<detail::WriteFixedPrep>(detail::WriteFixedPrep{fd_, buf, offset, buf_index},
+                                              timeout);
   }
   /// Writes all of buf at `offset` (several writes if the kernel takes less).
   Task<void> write_all_at(ConstBuffer buf, std::uint64_t offset,

@@ -31,6 +31,7 @@
 #include <cstdint>
 #include <utility>
 #include <weft/io/buffer.hpp>
+#include <weft/io/detail/uring_compat.hpp>
 #include <weft/io/errors.hpp>
 #include <weft/io_op.hpp>
 
@@ -71,6 +72,58 @@ class [[nodiscard]] Op {
  private:
   Prep prep_;
   weft::detail::IoOpState st_;
+};
+
+/// Op for the two-CQE operations (IORING_OP_SEND_ZC): same contract as Op,
+/// but the awaiting task resumes only after the notification CQE too, i.e.
+/// once the kernel no longer reads the buffer (weft::detail::NotifOpState).
+/// After the co_await, notification_result() is the notification's res
+/// (with IORING_SEND_ZC_REPORT_USAGE: IORING_NOTIF_USAGE_ZC_COPIED set if
+/// the kernel copied the bytes after all, as on loopback).
+template <class Prep>
+class [[nodiscard]] NotifOp {
+ public:
+  using result_type = decltype(std::declval<Prep&>().result(0));
+
+  explicit NotifOp(Prep prep, OpTimeout timeout = std::nullopt) : prep_(prep) {
+    if (timeout) arm_timeout(st_, timeout, Prep::kName);
+  }
+  NotifOp(const NotifOp&) = delete;
+  NotifOp& operator=(const NotifOp&) = delete;
+
+  bool await_ready() const noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<> h) {
+    io_uring_sqe* sqe = weft::detail::io_begin(&st_);
+    if (sqe == nullptr) return false;
+    prep_.prep(sqe);
+    weft::detail::io_expect_notification(&st_);
+    weft::detail::io_commit(&st_, sqe, h);
+    return true;
+  }
+  result_type await_resume() {
+    if (st_.cancel_taken || st_.cancelled) [[unlikely]]
+      weft::detail::throw_cancelled(weft::detail::current_header());
+    if (st_.res < 0) [[unlikely]] {
+      if (st_.timed_out) throw_timeout(Prep::kName);
+      throw_error(-st_.res, Prep::kName);
+    }
+    return prep_.result(st_.res);
+  }
+  /// The notification CQE's res (0 if none came: the request failed before
+  /// the kernel took the buffer).
+  int notification_result() const noexcept { return st_.have_notif ? st_.notif_res : 0; }
+  /// After the co_await: whether a notification came (false only when the
+  /// request failed before the kernel took the buffer). For tests.
+  bool notification_seen() const noexcept { return st_.have_notif; }
+  /// After the co_await: the kernel copied the bytes after all
+  /// (IORING_NOTIF_USAGE_ZC_COPIED; loopback always does).
+  bool copied() const noexcept {
+    return st_.have_notif && (static_cast<unsigned>(st_.notif_res) & IORING_NOTIF_USAGE_ZC_COPIED);
+  }
+
+ private:
+  Prep prep_;
+  weft::detail::NotifOpState st_;
 };
 
 /// Remaining time until `deadline` for composed operations (send_all, ...):

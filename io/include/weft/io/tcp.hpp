@@ -98,6 +98,37 @@ class TcpStream : public StreamSocket {
   static Task<TcpStream> connect(std::string_view host, std::uint16_t port,
                                  OpTimeout timeout = std::nullopt);
 
+  /// Zero-copy send (IORING_OP_SEND_ZC): the kernel sends from `buf`'s pages
+  /// instead of copying them into the socket buffer, and posts a second CQE
+  /// (a notification) when it no longer needs them. The co_await returns
+  /// only after that notification, so `buf` may be reused or freed as soon
+  /// as it returns, whatever the outcome: cancelled or timed out, the task
+  /// still waits for the notification before it sees the CancelledError or
+  /// TimeoutError (DESIGN.md §4). Returns the bytes taken (up to buf.size).
+  /// MSG_NOSIGNAL as send(). Throws as send(): ConnectionResetError,
+  /// BrokenPipeError (peer gone), TimeoutError, CancelledError,
+  /// std::system_error("send_zc") otherwise. The timeout bounds the send,
+  /// not the wait for the notification: bytes the kernel took are referred
+  /// to until the peer acknowledges them, so with a peer that stops reading
+  /// the co_await waits until it reads again or the connection ends, past
+  /// the timeout (there is no way to take the pages back; send() copies and
+  /// does not have this). On loopback the kernel copies
+  /// anyway when the data reaches the receiving socket (the awaiter's
+  /// notification_result() has IORING_NOTIF_USAGE_ZC_COPIED then), so it
+  /// only costs there; bench/micro/send_zc.cpp has the figures, and send()
+  /// does not switch to it by itself (see the README, "Zero-copy send").
+  /// Threads: as send() (weft/io/socket.hpp); await inside a task.
+  detail::NotifOp<detail::SendZcPrep> send_zc(ConstBuffer buf, OpTimeout timeout = std::nullopt,
+                                              int flags = 0) const {
+    return detail::NotifOp<detail::SendZcPrep>(detail::SendZcPrep{fd_, buf, flags | MSG_NOSIGNAL},
+                                               timeout);
+  }
+  /// Sends all of buf with send_zc, in as many calls as it takes. Timeout:
+  /// a deadline for the whole send (see send_zc for the notification).
+  /// Throws and cancels as send_all; a prefix of buf may have been sent.
+  /// Threads: as send_zc.
+  Task<void> send_all_zc(ConstBuffer buf, OpTimeout timeout = std::nullopt) const;
+
   /// TCP_NODELAY on or off (Nagle's algorithm off when on).
   void set_nodelay(bool on);
   bool nodelay() const;

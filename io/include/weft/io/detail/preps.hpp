@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <weft/io/address.hpp>
 #include <weft/io/buffer.hpp>
+#include <weft/io/detail/uring_compat.hpp>
 
 namespace weft::io {
 
@@ -46,6 +47,19 @@ struct SendPrep {
   ConstBuffer buf;
   int flags;
   void prep(io_uring_sqe* sqe) noexcept { io_uring_prep_send(sqe, fd, buf.data, buf.size, flags); }
+  std::size_t result(int res) noexcept { return static_cast<std::size_t>(res); }
+};
+
+/// IORING_OP_SEND_ZC (awaited through NotifOp: two CQEs). Asks the kernel
+/// to report whether it copied after all (IORING_SEND_ZC_REPORT_USAGE).
+struct SendZcPrep {
+  static constexpr const char* kName = "send_zc";
+  int fd;
+  ConstBuffer buf;
+  int flags;
+  void prep(io_uring_sqe* sqe) noexcept {
+    io_uring_prep_send_zc(sqe, fd, buf.data, buf.size, flags, IORING_SEND_ZC_REPORT_USAGE);
+  }
   std::size_t result(int res) noexcept { return static_cast<std::size_t>(res); }
 };
 
@@ -86,6 +100,40 @@ struct WritePrep {
   }
   std::size_t result(int res) noexcept { return static_cast<std::size_t>(res); }
 };
+
+/// IORING_OP_READ_FIXED / WRITE_FIXED: `buf` lies inside registered buffer
+/// `index` (checked by check_fixed before the op is built).
+struct ReadFixedPrep {
+  static constexpr const char* kName = "read_fixed";
+  int fd;
+  MutableBuffer buf;
+  std::uint64_t offset;
+  unsigned index;
+  void prep(io_uring_sqe* sqe) noexcept {
+    io_uring_prep_read_fixed(sqe, fd, buf.data, static_cast<unsigned>(buf.size), offset,
+                             static_cast<int>(index));
+  }
+  std::size_t result(int res) noexcept { return static_cast<std::size_t>(res); }
+};
+
+struct WriteFixedPrep {
+  static constexpr const char* kName = "write_fixed";
+  int fd;
+  ConstBuffer buf;
+  std::uint64_t offset;
+  unsigned index;
+  void prep(io_uring_sqe* sqe) noexcept {
+    io_uring_prep_write_fixed(sqe, fd, buf.data, static_cast<unsigned>(buf.size), offset,
+                              static_cast<int>(index));
+  }
+  std::size_t result(int res) noexcept { return static_cast<std::size_t>(res); }
+};
+
+/// Throws ValueError unless [data, data + size) lies inside registered
+/// buffer `index` of the calling worker's runtime (naming what is wrong: no
+/// registered buffers, index out of range, memory outside the buffer,
+/// length past its end); RuntimeError outside a worker thread.
+void check_fixed(const void* data, std::size_t size, unsigned index, const char* op);
 
 struct ReadvPrep {
   static constexpr const char* kName = "readv";
