@@ -118,13 +118,7 @@ void RuntimeImpl::registry_insert(TaskHeader* t, unsigned /*shard*/) noexcept {
 void RuntimeImpl::registry_remove(TaskHeader* t) noexcept {
   RegistryShard& s = shards[t->id % num_shards];
   s.acquire();
-  if (t->reg_prev) {
-    t->reg_prev->reg_next = t->reg_next;
-  } else {
-    s.head = t->reg_next;
-  }
-  if (t->reg_next) t->reg_next->reg_prev = t->reg_prev;
-  t->reg_prev = t->reg_next = nullptr;
+  s.unlink(t);
   --s.count;
   s.release();
 }
@@ -136,13 +130,7 @@ TaskHeader* RuntimeImpl::registry_remove_list(unsigned shard, TaskHeader* list,
   std::uint64_t n = 0;
   s.acquire();
   for (TaskHeader* t = list; t; t = t->next) {
-    if (t->reg_prev) {
-      t->reg_prev->reg_next = t->reg_next;
-    } else {
-      s.head = t->reg_next;
-    }
-    if (t->reg_next) t->reg_next->reg_prev = t->reg_prev;
-    t->reg_prev = t->reg_next = nullptr;
+    s.unlink(t);
     last = t;
     ++n;
   }

@@ -283,6 +283,16 @@ struct alignas(64) RegistryShard {
     }
   }
   void release() noexcept { lock.store(false, std::memory_order_release); }
+  /// Takes t out of the list (under the lock; count is the caller's).
+  void unlink(TaskHeader* t) noexcept {
+    if (t->reg_prev) {
+      t->reg_prev->reg_next = t->reg_next;
+    } else {
+      head = t->reg_next;
+    }
+    if (t->reg_next) t->reg_next->reg_prev = t->reg_prev;
+    t->reg_prev = t->reg_next = nullptr;
+  }
 };
 
 class RuntimeImpl {

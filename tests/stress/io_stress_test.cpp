@@ -22,10 +22,12 @@
 #include <weft/io.hpp>
 #include <weft/weft.hpp>
 
+#include "../support/io_helpers.hpp"
 #include "../support/test_helpers.hpp"
 
 using namespace std::chrono_literals;
 using weft::Task;
+using weft_test::tcp_pair;
 using weft_test::workers;
 namespace io = weft::io;
 
@@ -41,16 +43,6 @@ std::uint64_t stress_seed() {
   std::fprintf(stderr, "io_stress_test: WEFT_STRESS_SEED=%llu\n",
                static_cast<unsigned long long>(seed));
   return seed;
-}
-
-Task<std::pair<io::TcpStream, io::TcpStream>> tcp_pair() {
-  auto l = io::TcpListener::bind(io::SocketAddress::loopback_v4(0));
-  auto accepted = weft::spawn([](const io::TcpListener* lp) -> Task<io::TcpStream> {
-    co_return co_await lp->accept();
-  }(&l));
-  io::TcpStream c = co_await io::TcpStream::connect(l.local_address());
-  io::TcpStream s = co_await accepted;
-  co_return std::pair<io::TcpStream, io::TcpStream>(std::move(c), std::move(s));
 }
 
 /// The byte stream is k % 251 for the k-th byte, so a lost, duplicated or

@@ -20,32 +20,17 @@
 #include <weft/io.hpp>
 #include <weft/weft.hpp>
 
+#include "../support/io_helpers.hpp"
 #include "../support/test_helpers.hpp"
 
 using namespace std::chrono_literals;
 using weft::Task;
+using weft_test::reset_close;
+using weft_test::tcp_pair;
 using weft_test::workers;
 namespace io = weft::io;
 
 namespace {
-
-/// A connected loopback TCP pair: (client, server side).
-Task<std::pair<io::TcpStream, io::TcpStream>> tcp_pair() {
-  auto l = io::TcpListener::bind(io::SocketAddress::loopback_v4(0));
-  auto accepted = weft::spawn([](const io::TcpListener* lp) -> Task<io::TcpStream> {
-    co_return co_await lp->accept();
-  }(&l));
-  io::TcpStream c = co_await io::TcpStream::connect(l.local_address());
-  io::TcpStream s = co_await accepted;
-  co_return std::pair<io::TcpStream, io::TcpStream>(std::move(c), std::move(s));
-}
-
-/// Abortive close: SO_LINGER {1, 0} makes close(2) send a RST.
-void reset_close(io::Socket& s) {
-  linger lg{1, 0};
-  REQUIRE(::setsockopt(s.fd(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == 0);
-  ::close(s.release());
-}
 
 std::vector<char> pattern(std::size_t n, unsigned seed) {
   std::vector<char> v(n);
