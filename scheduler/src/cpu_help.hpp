@@ -14,20 +14,19 @@ class CpuHelper {
  public:
   /// Before each job, the first one included: true = stop helping and go
   /// back to the loop (it has work, is stopping, or a timer is due).
-  /// `expected_ns` is how long the pool's recent jobs took (kUnknownJobNs
-  /// before the first one was timed).
+  /// `expected_ns` is how long the pool's recent jobs took.
   virtual bool stop_before_job(std::int64_t expected_ns) noexcept = 0;
-
-  static constexpr std::int64_t kUnknownJobNs = INT64_MAX;
 
  protected:
   ~CpuHelper() = default;
 };
 
 /// Runs queued jobs of a CpuPool that has some and a free slot, on the
-/// calling thread, until the queue is empty or `h` says stop. Returns how
-/// many jobs it ran (0: nothing to help with, the caller parks as before).
-/// No lock is taken and nothing is allocated when no pool has queued jobs.
-std::size_t help_cpu_pools(CpuHelper& h) noexcept;
+/// calling thread, until the queue is empty or `h` says stop, as long as
+/// the pool's recent jobs took less than `longest_job_ns` each (a pool whose
+/// jobs were never timed is not helped). Returns how many jobs it ran (0:
+/// nothing to help with, the caller parks as before). No lock is taken and
+/// nothing is allocated when no pool has queued jobs.
+std::size_t help_cpu_pools(CpuHelper& h, std::int64_t longest_job_ns) noexcept;
 
 }  // namespace weft::detail

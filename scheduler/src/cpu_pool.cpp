@@ -52,6 +52,10 @@
 //     a timer is due, the runtime stops), so a task waits at most one job
 //     for its worker; and while the pool's jobs are shorter than a wake-up,
 //     the helper stands in for a parked worker (worker.cpp, num_helping).
+//   - Short jobs only. Drainers and helpers time the jobs (job_ns); a pool
+//     whose recent jobs took a worker's limit or more (1 ms, worker.cpp) is
+//     not helped: a job delays its helper's loop by up to its length, and a
+//     wake-up (20-30 us) is nothing next to a long job anyway.
 // RuntimeOptions::help_cpu_pools = false turns helping off.
 //
 // ThreadSanitizer cannot see the synchronisation inside Debian's libtbb
@@ -130,6 +134,8 @@ std::int64_t now_ns() noexcept { return to_ns(Clock::now()); }
 constexpr std::int64_t kHelperAwayNs = 100'000;
 // helper_left_ns before any helper ever left: "long ago", without overflow.
 constexpr std::int64_t kNever = INT64_MIN / 2;
+// job_ns before any job was timed: longer than any limit.
+constexpr std::int64_t kUnknownJobNs = INT64_MAX;
 
 // The pools idle workers may help (the registry lock is taken only when
 // some pool has queued jobs; lock order: registry, then a pool's mu).
@@ -172,9 +178,17 @@ struct CpuPoolImpl {
   bool shut = false;                     // under mu
   std::int64_t helper_left_ns = kNever;  // when a helper last ended a turn, under mu
   std::atomic<bool> drop{false};         // shutdown(cancel_pending): skip unstarted jobs
-  // How long helpers' recent jobs took (CpuHelper::stop_before_job). relaxed:
-  // an estimate; two helpers updating it at once may lose a sample.
-  std::atomic<std::int64_t> job_ns{CpuHelper::kUnknownJobNs};
+  // How long recent jobs took, timed by drainers (per batch) and helpers
+  // (per job). relaxed: an estimate; two threads updating it at once may
+  // lose a sample.
+  std::atomic<std::int64_t> job_ns{kUnknownJobNs};
+
+  void record_job_ns(std::int64_t took) noexcept {
+    // A running average weighting the newest sample 1/8: one odd job does
+    // not change the pool's character.
+    const std::int64_t old = job_ns.load(std::memory_order_relaxed);
+    job_ns.store(old == kUnknownJobNs ? took : old + (took - old) / 8, std::memory_order_relaxed);
+  }
 
   void push_locked(Job job);
   Job pop_locked() noexcept;
@@ -186,7 +200,7 @@ struct CpuPoolImpl {
   /// failure gives the slot back and rethrows.
   void enqueue_drainer();
   void drain() noexcept;
-  std::size_t help(CpuHelper& h) noexcept;
+  std::size_t help(CpuHelper& h, std::int64_t longest_job_ns) noexcept;
 };
 
 void CpuPoolImpl::push_locked(Job job) {
@@ -256,10 +270,12 @@ void CpuPoolImpl::drain() noexcept {
         std::min<std::size_t>({kBatch, queue.size(), queue.size() / concurrency + 1});
     for (std::size_t i = 0; i < n; ++i) batch[i] = pop_locked();
     lk.unlock();
+    const std::int64_t t0 = now_ns();
     for (std::size_t i = 0; i < n; ++i) {
       if (!drop.load(std::memory_order_relaxed)) batch[i]();
       batch[i] = Job();  // a dropped job cancels its future here
     }
+    record_job_ns((now_ns() - t0) / static_cast<std::int64_t>(n));
     lk.lock();
     if (queue.empty() || (!retire_wanted && drainers + helpers >= concurrency)) continue;
     const std::int64_t now = now_ns();
@@ -287,11 +303,11 @@ void CpuPoolImpl::drain() noexcept {
 
 // A helper's turn, inside the arena: one job at a time (a batch would make
 // the helper's task wait for all of it), asking before each.
-std::size_t CpuPoolImpl::help(CpuHelper& h) noexcept {
+std::size_t CpuPoolImpl::help(CpuHelper& h, std::int64_t longest_job_ns) noexcept {
   std::size_t ran = 0;
   for (;;) {
     const std::int64_t expected = job_ns.load(std::memory_order_relaxed);
-    if (h.stop_before_job(expected)) break;
+    if (expected >= longest_job_ns || h.stop_before_job(expected)) break;
     Job job;
     {
       std::lock_guard<std::mutex> g(mu);
@@ -301,17 +317,13 @@ std::size_t CpuPoolImpl::help(CpuHelper& h) noexcept {
     const std::int64_t t0 = now_ns();
     if (!drop.load(std::memory_order_relaxed)) job();
     job = Job();  // a dropped job cancels its future here
-    const std::int64_t took = now_ns() - t0;
-    // A running average weighting the newest job 1/8: one odd job does not
-    // change the pool's character.
-    job_ns.store(expected == CpuHelper::kUnknownJobNs ? took : expected + (took - expected) / 8,
-                 std::memory_order_relaxed);
+    record_job_ns(now_ns() - t0);
     ++ran;
   }
   return ran;
 }
 
-std::size_t help_cpu_pools(CpuHelper& h) noexcept {
+std::size_t help_cpu_pools(CpuHelper& h, std::int64_t longest_job_ns) noexcept {
   HelpRegistry& reg = registry();
   if (reg.wanting.load(std::memory_order_relaxed) == 0) return 0;
   CpuPoolImpl* p = nullptr;
@@ -319,7 +331,7 @@ std::size_t help_cpu_pools(CpuHelper& h) noexcept {
     std::lock_guard<std::mutex> g(reg.mu);
     for (CpuPoolImpl* q : reg.pools) {
       std::lock_guard<std::mutex> pg(q->mu);
-      if (q->queue.empty()) continue;
+      if (q->queue.empty() || q->job_ns.load(std::memory_order_relaxed) >= longest_job_ns) continue;
       if (q->drainers + q->helpers < q->concurrency) {
         ++q->helpers;  // the pool cannot finish shutting down until we leave
         p = q;
@@ -332,7 +344,7 @@ std::size_t help_cpu_pools(CpuHelper& h) noexcept {
   std::size_t ran = 0;
   try {
     p->arena.execute(
-        [p, &h, &ran] { tbb::this_task_arena::isolate([p, &h, &ran] { ran = p->help(h); }); });
+        [&] { tbb::this_task_arena::isolate([&] { ran = p->help(h, longest_job_ns); }); });
   } catch (...) {
     // TBB could not take the thread in (out of memory): the jobs stay queued.
   }

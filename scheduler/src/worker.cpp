@@ -474,6 +474,12 @@ bool Worker::park() noexcept {
 // pool's jobs are, the helper stands in for a parked worker (num_helping),
 // so a CpuPool result for a task of this runtime does not wake one up.
 constexpr std::int64_t kWatchfulJobNs = 30'000;
+// Pools whose jobs take this long or longer are not helped: a helper's loop
+// sees its timers and tasks again only between jobs, and 1 ms is about the
+// longest step a loop tolerates without notice (a slow step is 100 ms,
+// asyncio's slow_callback_duration). Against a job that long, a wake-up
+// (20-30 us) costs the task awaiting it under 3% anyway.
+constexpr std::int64_t kLongestHelpedJobNs = 1'000'000;
 
 class Worker::PoolHelper final : public CpuHelper {
  public:
@@ -520,7 +526,7 @@ bool Worker::help_pools() noexcept {
   PoolHelper helper(*this);
   tl_worker = nullptr;  // the jobs run as on a thread outside the runtime
   tl_helping = this;
-  const std::size_t ran = help_cpu_pools(helper);
+  const std::size_t ran = help_cpu_pools(helper, kLongestHelpedJobNs);
   tl_helping = nullptr;
   tl_worker = this;
   if (help_watching_) {
