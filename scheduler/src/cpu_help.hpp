@@ -21,6 +21,10 @@ class CpuHelper {
   ~CpuHelper() = default;
 };
 
+/// False when no CpuPool has queued jobs (then help_cpu_pools would do
+/// nothing). A relaxed load: a stale answer costs one look or one turn.
+bool cpu_pools_want_help() noexcept;
+
 /// Runs queued jobs of a CpuPool that has some and a free slot, on the
 /// calling thread, until the queue is empty or `h` says stop, as long as
 /// the pool's recent jobs took less than `longest_job_ns` each (a pool whose

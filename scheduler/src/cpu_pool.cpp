@@ -323,6 +323,10 @@ std::size_t CpuPoolImpl::help(CpuHelper& h, std::int64_t longest_job_ns) noexcep
   return ran;
 }
 
+bool cpu_pools_want_help() noexcept {
+  return registry().wanting.load(std::memory_order_relaxed) != 0;
+}
+
 std::size_t help_cpu_pools(CpuHelper& h, std::int64_t longest_job_ns) noexcept {
   HelpRegistry& reg = registry();
   if (reg.wanting.load(std::memory_order_relaxed) == 0) return 0;

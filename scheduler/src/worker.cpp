@@ -512,6 +512,7 @@ bool Worker::help_stop_before_job(std::int64_t expected_ns) noexcept {
 }
 
 bool Worker::help_pools() noexcept {
+  if (!cpu_pools_want_help()) return false;  // the common case: one relaxed load
   help_deadline_ = 0;
   if (!timers_.empty()) {
     help_deadline_ = std::max<std::int64_t>(1, timers_.top_deadline());
