@@ -41,9 +41,12 @@
 //     isolated (this_task_arena::isolate): TBB algorithms a job calls run in
 //     the pool's arena as on the pool's threads, and the helper's waits in
 //     them run only that job's subtasks, never a drain task. The arena has
-//     `concurrency` extra slots reserved for external threads, which TBB's
-//     threads never take, so execute() always finds a slot (helpers <=
-//     concurrency) and never blocks the worker.
+//     concurrency - 1 extra slots reserved for external threads, which
+//     TBB's threads never take, and a helper needs a drainer beside it
+//     (helpers <= concurrency - 1), so execute() always finds a slot and
+//     never blocks the worker. (So this_task_arena::max_concurrency() in a
+//     job says 2 * concurrency - 1; the jobs' bound is still concurrency. A
+//     pool of concurrency 1 is never helped.)
 //   - As a foreign thread. During a turn the worker's Loop::current() is
 //     null, as on a TBB thread (a job may block in Future::get(), cannot
 //     spawn without a runtime); only a task it wakes still goes to its own
@@ -157,10 +160,11 @@ HelpRegistry& registry() {
 }  // namespace
 
 struct CpuPoolImpl {
-  // Concurrency unreserved slots for TBB's threads and as many reserved for
-  // helpers, which TBB's threads never take (see "Idle workers help").
+  // `c` unreserved slots for TBB's threads, and c - 1 reserved for helpers
+  // (a helper needs a drainer beside it, so at most c - 1 help at once),
+  // which TBB's threads never take (see "Idle workers help").
   explicit CpuPoolImpl(unsigned c)
-      : concurrency(c), arena(static_cast<int>(2 * c), c), reg(registry()) {
+      : concurrency(c), arena(static_cast<int>(2 * c - 1), c - 1), reg(registry()) {
     if (static_cast<int>(c) >= tbb::info::default_concurrency())
       workers.emplace(tbb::global_control::max_allowed_parallelism, c + 1);
   }
@@ -336,7 +340,9 @@ std::size_t help_cpu_pools(CpuHelper& h, std::int64_t longest_job_ns) noexcept {
     for (CpuPoolImpl* q : reg.pools) {
       std::lock_guard<std::mutex> pg(q->mu);
       if (q->queue.empty() || q->job_ns.load(std::memory_order_relaxed) >= longest_job_ns) continue;
-      if (q->drainers + q->helpers < q->concurrency) {
+      // A helper works beside a drainer (so at most concurrency - 1 help,
+      // one per reserved slot), never instead of the last one.
+      if (q->drainers >= 1 && q->drainers + q->helpers < q->concurrency) {
         ++q->helpers;  // the pool cannot finish shutting down until we leave
         p = q;
         break;
