@@ -86,6 +86,9 @@ void RuntimeImpl::notify_parked(Worker* from, bool local) noexcept {
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (num_parked.load(std::memory_order_relaxed) == 0) return;
   if (num_searching.load(std::memory_order_relaxed) != 0) return;
+  // A worker helping a CpuPool with short jobs looks for work again within
+  // a wake-up's time (worker.cpp, Worker::help_pools).
+  if (num_helping.load(std::memory_order_relaxed) != 0) return;
   // Claim the search token so that concurrent producers do not all wake one.
   std::uint32_t expected = 0;
   if (!num_searching.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) return;
@@ -196,6 +199,7 @@ Metrics RuntimeImpl::metrics() const {
     x.enter_calls = r(c.enter_calls);
     x.cqes = r(c.cqes);
     x.wake_syscalls = r(c.wake_syscalls);
+    x.cpu_jobs_helped = r(c.cpu_jobs_helped);
     x.local_queue_depth = w->queue_size();
     m.workers.push_back(x);
   }
@@ -289,6 +293,7 @@ WorkerMetrics Metrics::total() const {
     t.enter_calls += w.enter_calls;
     t.cqes += w.cqes;
     t.wake_syscalls += w.wake_syscalls;
+    t.cpu_jobs_helped += w.cpu_jobs_helped;
     t.local_queue_depth += w.local_queue_depth;
   }
   return t;

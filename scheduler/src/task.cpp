@@ -177,7 +177,9 @@ void wake_with(TaskHeader* t, std::uint32_t extra) noexcept {
   // else can run it, so touching it here is safe. Every other outcome means
   // this call is done with the task.
   if ((s & (TaskHeader::kRunning | TaskHeader::kScheduled)) != 0) return;
-  Worker* w = Worker::current();
+  // A worker running CpuPool jobs counts as the worker here, so a task its
+  // job wakes takes its LIFO slot instead of waking a parked worker.
+  Worker* w = Worker::current_or_helping();
   if (w != nullptr && &w->rt().facade == t->runtime) {
     if ((s >> TaskHeader::kLastWorkerShift) != w->index_value() + 1)
       bump(const_cast<Counters&>(w->counters()).remote_wakes);

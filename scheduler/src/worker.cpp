@@ -15,6 +15,9 @@ namespace weft::detail {
 
 namespace {
 thread_local constinit Worker* tl_worker = nullptr;
+// The worker whose thread runs CpuPool jobs now (help_pools), when
+// tl_worker is null for the jobs' sake.
+thread_local constinit Worker* tl_helping = nullptr;
 
 std::uint64_t xorshift(std::uint64_t& s) noexcept {
   s ^= s << 13;
@@ -36,6 +39,7 @@ void callback_timer_fire(TimerNode* t) noexcept {
 }
 
 Worker* Worker::current() noexcept { return tl_worker; }
+Worker* Worker::current_or_helping() noexcept { return tl_worker ? tl_worker : tl_helping; }
 
 Worker::Worker(RuntimeImpl& rt, unsigned index)
     : rt_(rt),
@@ -506,6 +510,82 @@ bool Worker::park() noexcept {
   return false;
 }
 
+// ---------------------------------------------------------------------------
+// Helping CpuPools (cpu_pool.cpp, "Idle workers help")
+
+// A job shorter than this ends before a parked worker woken for new work
+// would be running (a wake-up costs 20-30 us here, PLATFORM.md): while the
+// pool's jobs are, the helper stands in for a parked worker (num_helping),
+// so a CpuPool result for a task of this runtime does not wake one up.
+constexpr std::int64_t kWatchfulJobNs = 30'000;
+// Pools whose jobs take this long or longer are not helped: a helper's loop
+// sees its timers and tasks again only between jobs, and 1 ms is about the
+// longest step a loop tolerates without notice (a slow step is 100 ms,
+// asyncio's slow_callback_duration). Against a job that long, a wake-up
+// (20-30 us) costs the task awaiting it under 3% anyway.
+constexpr std::int64_t kLongestHelpedJobNs = 1'000'000;
+
+class Worker::PoolHelper final : public CpuHelper {
+ public:
+  explicit PoolHelper(Worker& w) : w_(w) {}
+  bool stop_before_job(std::int64_t expected_ns) noexcept override {
+    return w_.help_stop_before_job(expected_ns);
+  }
+
+ private:
+  Worker& w_;
+};
+
+bool Worker::help_stop_before_job(std::int64_t expected_ns) noexcept {
+  if (has_work() || rt_.stopping.load(std::memory_order_acquire)) return true;
+  if (help_deadline_ != 0 && now_ns() >= help_deadline_) return true;
+  const bool watch = expected_ns < kWatchfulJobNs;
+  if (watch != help_watching_) {
+    help_watching_ = watch;
+    if (watch) {
+      rt_.num_helping.fetch_add(1, std::memory_order_seq_cst);
+      // Pairs with the fence in notify_parked: a producer that saw no
+      // helper wakes a worker; otherwise has_work() before the next job
+      // sees what it queued.
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+    } else {
+      rt_.num_helping.fetch_sub(1, std::memory_order_seq_cst);
+    }
+  }
+  return false;
+}
+
+bool Worker::help_pools() noexcept {
+  if (!cpu_pools_want_help()) return false;  // the common case: one relaxed load
+  help_deadline_ = 0;
+  if (!timers_.empty()) {
+    help_deadline_ = std::max<std::int64_t>(1, timers_.top_deadline());
+    if (now_ns() >= help_deadline_) return false;
+  }
+  // A helper is not searching; it drops the token as park() does, without
+  // the wake-up leave_searching sends.
+  if (searching_) {
+    searching_ = false;
+    rt_.num_searching.fetch_sub(1, std::memory_order_acq_rel);
+  }
+  PoolHelper helper(*this);
+  tl_worker = nullptr;  // the jobs run as on a thread outside the runtime
+  tl_helping = this;
+  const std::size_t ran = help_cpu_pools(helper, kLongestHelpedJobNs);
+  tl_helping = nullptr;
+  tl_worker = this;
+  if (help_watching_) {
+    help_watching_ = false;
+    rt_.num_helping.fetch_sub(1, std::memory_order_seq_cst);
+    // Work queued while we stood in for a parked worker is seen by the
+    // loop's next look (and by park()'s, after its own fence).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+  }
+  if (ran == 0) return false;
+  bump(m_.cpu_jobs_helped, ran);
+  return true;
+}
+
 bool Worker::try_unpark(ParkState as) noexcept {
   int expected = kParked;
   if (!park_state_.compare_exchange_strong(expected, as, std::memory_order_acq_rel)) return false;
@@ -591,6 +671,10 @@ void Worker::thread_main() {
       continue;
     }
     if (rt_.stopping.load(std::memory_order_acquire) && !has_work() && inflight_ == 0) break;
+    // Queued CpuPool jobs before sleeping; with I/O in flight the worker
+    // could not tell its completions came (they surface only in the ring
+    // wait), so it does not help then.
+    if (rt_.opts.help_cpu_pools && inflight_ == 0 && help_pools()) continue;
     if (max_spin_ns == 0) {
       park();
       continue;

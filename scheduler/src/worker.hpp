@@ -14,7 +14,9 @@
 //      flight makes no system call at all.
 //   3. With nothing to run: search (steal half of a random victim's queue,
 //      or take from the injection queue), spinning `spin_before_park` rounds,
-//      then park in the ring wait with the next timer as the timeout.
+//      then, with no I/O in flight, run queued CpuPool jobs while there are
+//      some and nothing else to do (help_pools; cpu_pool.cpp says why), and
+//      park in the ring wait with the next timer as the timeout.
 //
 // # Parking and waking (no lost wake-up, no syscall to an awake worker)
 // A worker about to park counts itself in `num_parked`, stores kParked in its
@@ -45,6 +47,7 @@
 #include <weft/loop.hpp>
 #include <weft/runtime.hpp>
 
+#include "cpu_help.hpp"
 #include "executor_slot.hpp"
 #include "inbox.hpp"
 #include "inject_queue.hpp"
@@ -94,7 +97,7 @@ void callback_timer_fire(TimerNode* t) noexcept;
 struct alignas(64) Counters {
   std::atomic<std::uint64_t> tasks_polled{0}, tasks_spawned{0}, tasks_stolen{0}, steal_attempts{0},
       parks{0}, unparks{0}, lifo_polls{0}, global_polls{0}, remote_wakes{0}, overflows{0},
-      sqes_submitted{0}, enter_calls{0}, cqes{0}, wake_syscalls{0};
+      sqes_submitted{0}, enter_calls{0}, cqes{0}, wake_syscalls{0}, cpu_jobs_helped{0};
 };
 inline void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
   c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
@@ -185,6 +188,9 @@ class Worker final : public Loop {
 
   /// The worker whose thread this is, or null.
   static Worker* current() noexcept;
+  /// current(), or the worker whose thread is running CpuPool jobs (for
+  /// which current() is null: help_pools). For waking tasks only.
+  static Worker* current_or_helping() noexcept;
 
  private:
   friend class RuntimeImpl;
@@ -216,6 +222,10 @@ class Worker final : public Loop {
   // Parks in the ring wait; true if another thread's wake-up ended it.
   bool park() noexcept;
   void send_wake_to(Worker& target) noexcept;
+  // Before parking: runs queued CpuPool jobs (cpu_help.hpp); true if any.
+  bool help_pools() noexcept;
+  class PoolHelper;
+  bool help_stop_before_job(std::int64_t expected_ns) noexcept;
 
   RuntimeImpl& rt_;
   const unsigned index_;
@@ -258,6 +268,8 @@ class Worker final : public Loop {
   bool spin_long_ = false;
   // The last park was ended by kNotifiedSearchLocal.
   bool woken_for_local_ = false;
+  std::int64_t help_deadline_ = 0;  // a turn ends at this timer deadline (0: none)
+  bool help_watching_ = false;      // counted in rt_.num_helping
 
   io_uring ring_{};
   bool ring_ready_ = false;
@@ -341,6 +353,9 @@ class RuntimeImpl {
 
   alignas(64) std::atomic<std::uint32_t> num_searching{0};
   alignas(64) std::atomic<std::uint32_t> num_parked{0};
+  // Workers running CpuPool jobs whose jobs are short (Worker::help_pools):
+  // while one is, producers wake no parked worker, as while one searches.
+  alignas(64) std::atomic<std::uint32_t> num_helping{0};
   alignas(64) std::atomic<std::uint32_t> foreign_ids{0};
   std::atomic<bool> closed{false};    // no more spawns from outside
   std::atomic<bool> stopping{false};  // workers exit when idle

@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_reduce.h>
+#include <tbb/task_arena.h>
 
 #include <atomic>
 #include <catch2/catch.hpp>
@@ -517,6 +518,166 @@ TEST_CASE("CpuPool shutdown with queued work: cancel_pending cancels, nothing ha
     }
   }
   CHECK(cancelled > 0);
+}
+
+// ---- workers helping CpuPools (cpu_pool.cpp, "Idle workers help") ----
+
+namespace {
+
+void spin_for(std::chrono::microseconds d) {
+  const auto end = std::chrono::steady_clock::now() + d;
+  while (std::chrono::steady_clock::now() < end) {
+  }
+}
+
+// The one worker of the runtimes below (recorded by their main task): TBB's
+// threads inherit the name of the thread that started them, so a name does
+// not tell them apart.
+std::atomic<std::thread::id> the_worker;
+bool on_weft_worker() { return std::this_thread::get_id() == the_worker.load(); }
+
+/// What the jobs of help_fanout saw.
+struct HelpSeen {
+  Gauge gauge;
+  std::atomic<int> on_worker{0};
+  std::atomic<int> saw_loop{0};
+  std::atomic<int> outside_arena{0};
+};
+
+/// Submits n jobs of about `each` to `pool` (each also runs a small
+/// tbb::parallel_reduce), then awaits them in order; returns the sum of
+/// their results. Under TSan the jobs skip the parallel_reduce: TBB's task
+/// hand-offs between its threads (and its small-object pool's reuse of
+/// memory across threads) are invisible to TSan in Debian's libtbb
+/// (PLATFORM.md), so concurrent jobs running TBB algorithms report races
+/// whoever runs them.
+weft::Task<long> help_fanout(weft::CpuPool* pool, HelpSeen* seen, int n,
+                             std::chrono::microseconds each) {
+  the_worker = std::this_thread::get_id();
+  std::vector<weft::Future<long>> fs;
+  for (int i = 0; i < n; ++i)
+    fs.push_back(pool->submit([seen, each, i] {
+      seen->gauge.enter();
+      if (weft::Loop::current() != nullptr) ++seen->saw_loop;
+      if (on_weft_worker()) ++seen->on_worker;
+      // Inside the pool's arena (2 * 2 - 1 slots: see cpu_pool.cpp), on a
+      // helper as on the pool's threads.
+      if (tbb::this_task_arena::max_concurrency() != 3) ++seen->outside_arena;
+#if defined(__SANITIZE_THREAD__)
+      const long s = 499500;
+#else
+      const long s = tbb::parallel_reduce(
+          tbb::blocked_range<long>(0, 1000), 0L,
+          [](const tbb::blocked_range<long>& r, long acc) {
+            for (long k = r.begin(); k != r.end(); ++k) acc += k;
+            return acc;
+          },
+          std::plus<long>());
+#endif
+      spin_for(each);
+      seen->gauge.leave();
+      return s + i;
+    }));
+  long total = 0;
+  for (auto& f : fs) {
+    const long v = co_await f;
+    total += v;
+  }
+  co_return total;
+}
+
+}  // namespace
+
+TEST_CASE("an idle worker runs queued CpuPool jobs while its task awaits them, within the bound",
+          "[executor][cpu][help]") {
+  weft::CpuPool pool(weft::CpuPoolOptions{2});
+  HelpSeen seen;
+  weft::Runtime rt(workers(1));
+  const int n = 400;
+  const long total = rt.block_on(help_fanout(&pool, &seen, n, 50us));
+  CHECK(total == n * 499500L + n * (n - 1L) / 2);
+  // The worker took a TBB thread's slot: never more than 2 jobs at once.
+  CHECK(seen.gauge.peak <= 2);
+  CHECK(seen.on_worker.load() > 0);
+  CHECK(rt.metrics().total().cpu_jobs_helped == static_cast<std::uint64_t>(seen.on_worker.load()));
+  // A helped job runs as on a thread outside the runtime, in the arena.
+  CHECK(seen.saw_loop.load() == 0);
+  CHECK(seen.outside_arena.load() == 0);
+}
+
+TEST_CASE("with help_cpu_pools off, CpuPool jobs never run on a worker", "[executor][cpu][help]") {
+  weft::CpuPool pool(weft::CpuPoolOptions{2});
+  HelpSeen seen;
+  weft::RuntimeOptions o = workers(1);
+  o.help_cpu_pools = false;
+  weft::Runtime rt(o);
+  const int n = 200;
+  const long total = rt.block_on(help_fanout(&pool, &seen, n, 20us));
+  CHECK(total == n * 499500L + n * (n - 1L) / 2);
+  CHECK(seen.on_worker.load() == 0);
+  CHECK(rt.metrics().total().cpu_jobs_helped == 0);
+}
+
+TEST_CASE(
+    "CpuPool shutdown with queued jobs while a worker helps: its job ends, the rest is cancelled",
+    "[executor][cpu][help][shutdown]") {
+  auto pool = std::make_unique<weft::CpuPool>(weft::CpuPoolOptions{2});
+  std::promise<void> release;
+  std::shared_future<void> gate = release.get_future().share();
+  std::promise<void> helping;
+  std::atomic<bool> helping_set{false};
+  std::atomic<bool> gated{false};
+  // Shuts the pool down while the worker is inside a job, then lets the
+  // job finish; the waiting shutdown returns once the helper has left.
+  std::thread closer([&] {
+    helping.get_future().wait();
+    pool->shutdown(false, true);
+    release.set_value();
+    pool->shutdown(true);
+  });
+  struct Outcome {
+    int done = 0, cancelled = 0;
+  };
+  auto main = [](weft::CpuPool* p, std::shared_future<void> g, std::promise<void>* h,
+                 std::atomic<bool>* h_set, std::atomic<bool>* gated_job) -> weft::Task<Outcome> {
+    the_worker = std::this_thread::get_id();
+    std::vector<weft::Future<int>> fs;
+    for (int i = 0; i < 2000; ++i)
+      fs.push_back(p->submit([g, h, h_set, gated_job, i] {
+        if (on_weft_worker() && !h_set->exchange(true)) {
+          *gated_job = true;
+          h->set_value();
+          g.wait();
+        } else {
+          spin_for(20us);
+        }
+        return i;
+      }));
+    Outcome o;
+    for (auto& f : fs) {
+      try {
+        const int v = co_await f;
+        (void)v;
+        ++o.done;
+      } catch (const weft::CancelledError&) {
+        ++o.cancelled;
+      }
+    }
+    // Never helped: let the closer go on rather than hang (the CHECK fails).
+    if (!h_set->exchange(true)) h->set_value();
+    co_return o;
+  };
+  Outcome o;
+  {
+    weft::Runtime rt(workers(1));
+    o = rt.block_on(main(pool.get(), gate, &helping, &helping_set, &gated));
+  }
+  closer.join();
+  CHECK(gated.load());
+  CHECK(o.done + o.cancelled == 2000);
+  CHECK(o.cancelled > 0);
+  CHECK_THROWS_AS(pool->submit([] { return 0; }), weft::RuntimeError);
+  pool.reset();  // nothing left to wait for
 }
 
 // ---- user executors ----

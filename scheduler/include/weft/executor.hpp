@@ -265,6 +265,10 @@ struct CpuPoolOptions {
 
 /// A oneTBB task_arena for CPU-bound jobs. Jobs may call tbb::parallel_for,
 /// parallel_reduce etc.; those run inside the same arena (same bound).
+/// A job runs on one of the arena's threads or, while its jobs are short
+/// (under 1 ms), on an idle worker of any runtime, which takes an arena
+/// thread's place within the bound (RuntimeOptions::help_cpu_pools): inside
+/// the arena, with Loop::current() null, as on the arena's threads.
 /// Destroying the pool calls shutdown(true).
 class CpuPool final : public Executor {
  public:
