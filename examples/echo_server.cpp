@@ -8,6 +8,7 @@
 // checks it with a plain socket client.
 #include <cstdio>
 #include <string>
+#include <weft/io/errors.hpp>
 #include <weft/io/server.hpp>
 #include <weft/weft.hpp>
 
@@ -16,11 +17,16 @@
 namespace {
 
 weft::Task<void> echo(weft::io::StreamReader reader, weft::io::StreamWriter writer) {
-  for (;;) {
-    std::string data = co_await reader.read(64 * 1024);
-    if (data.empty()) break;  // the client closed its side
-    writer.write(data);
-    co_await writer.drain();
+  try {
+    for (;;) {
+      std::string data = co_await reader.read(64 * 1024);
+      if (data.empty()) break;  // the client closed its side
+      writer.write(data);
+      co_await writer.drain();
+    }
+  } catch (const weft::io::ConnectionResetError&) {
+    // The client reset the connection (a load generator does at its end):
+    // that ends this connection like EOF does, not worth a report.
   }
   writer.close();
 }

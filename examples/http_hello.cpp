@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <string>
 #include <string_view>
+#include <weft/io/errors.hpp>
 #include <weft/io/server.hpp>
 #include <weft/weft.hpp>
 
@@ -112,47 +113,52 @@ weft::Task<void> http(weft::io::StreamReader reader, weft::io::StreamWriter writ
   std::string in, out;
   std::size_t pos = 0;
   bool open = true;
-  while (open) {
-    // Every complete request in the buffer.
-    for (;;) {
-      std::size_t end = in.find("\r\n\r\n", pos);
-      if (end == std::string::npos) {
-        if (in.size() - pos > kMaxHead) {
-          out += kTooLarge;
-          open = false;
+  try {
+    while (open) {
+      // Every complete request in the buffer.
+      for (;;) {
+        std::size_t end = in.find("\r\n\r\n", pos);
+        if (end == std::string::npos) {
+          if (in.size() - pos > kMaxHead) {
+            out += kTooLarge;
+            open = false;
+          }
+          break;
         }
-        break;
+        Head h = parse_head(std::string_view(in).substr(pos, end + 4 - pos));
+        if (!h.ok || h.chunked || h.content_length > kMaxBody) {
+          out += !h.ok ? kBadRequest : h.chunked ? kNotImplemented : kBodyTooLarge;
+          open = false;
+          break;
+        }
+        const std::size_t next = end + 4 + static_cast<std::size_t>(h.content_length);
+        if (next > in.size()) break;  // the body is still on its way: read on
+        pos = next;                   // the body (if any) is skipped
+        out += kHello;
+        if (!h.keep_alive) {
+          open = false;
+          break;
+        }
       }
-      Head h = parse_head(std::string_view(in).substr(pos, end + 4 - pos));
-      if (!h.ok || h.chunked || h.content_length > kMaxBody) {
-        out += !h.ok ? kBadRequest : h.chunked ? kNotImplemented : kBodyTooLarge;
-        open = false;
-        break;
+      if (!out.empty()) {
+        writer.write(out);
+        out.clear();
+        if (open) co_await writer.drain();
       }
-      const std::size_t next = end + 4 + static_cast<std::size_t>(h.content_length);
-      if (next > in.size()) break;  // the body is still on its way: read on
-      pos = next;                   // the body (if any) is skipped
-      out += kHello;
-      if (!h.keep_alive) {
-        open = false;
-        break;
+      if (!open) break;
+      in.erase(0, pos);
+      pos = 0;
+      std::string chunk = co_await reader.read(64 * 1024);
+      if (chunk.empty()) break;  // the client closed the connection
+      if (in.empty()) {
+        in.swap(chunk);
+      } else {
+        in += chunk;
       }
     }
-    if (!out.empty()) {
-      writer.write(out);
-      out.clear();
-      if (open) co_await writer.drain();
-    }
-    if (!open) break;
-    in.erase(0, pos);
-    pos = 0;
-    std::string chunk = co_await reader.read(64 * 1024);
-    if (chunk.empty()) break;  // the client closed the connection
-    if (in.empty()) {
-      in.swap(chunk);
-    } else {
-      in += chunk;
-    }
+  } catch (const weft::io::ConnectionResetError&) {
+    // The client reset the connection (wrk does at its end): that ends this
+    // connection like EOF does, not worth a report.
   }
   writer.close();
   co_await writer.wait_closed();

@@ -27,6 +27,7 @@
 #include <string>
 #include <string_view>
 #include <vector>
+#include <weft/io/errors.hpp>
 #include <weft/io/server.hpp>
 #include <weft/weft.hpp>
 
@@ -249,32 +250,37 @@ weft::Task<void> resp(weft::io::StreamReader reader, weft::io::StreamWriter writ
   std::string in, out;
   std::size_t pos = 0;
   std::vector<std::string_view> argv;
-  for (;;) {
-    const char* error = nullptr;
+  try {
     for (;;) {
-      Parsed r = parse_command(in, pos, argv, error);
-      if (r != Parsed::kCommand) break;
-      if (!argv.empty()) execute(argv, out);
+      const char* error = nullptr;
+      for (;;) {
+        Parsed r = parse_command(in, pos, argv, error);
+        if (r != Parsed::kCommand) break;
+        if (!argv.empty()) execute(argv, out);
+      }
+      if (error != nullptr) {
+        out += error;  // redis-server answers, then closes the connection
+        writer.write(out);
+        break;
+      }
+      if (!out.empty()) {
+        writer.write(out);
+        out.clear();
+        co_await writer.drain();
+      }
+      in.erase(0, pos);
+      pos = 0;
+      std::string chunk = co_await reader.read(64 * 1024);
+      if (chunk.empty()) break;  // the client closed the connection
+      if (in.empty()) {
+        in.swap(chunk);
+      } else {
+        in += chunk;
+      }
     }
-    if (error != nullptr) {
-      out += error;  // redis-server answers, then closes the connection
-      writer.write(out);
-      break;
-    }
-    if (!out.empty()) {
-      writer.write(out);
-      out.clear();
-      co_await writer.drain();
-    }
-    in.erase(0, pos);
-    pos = 0;
-    std::string chunk = co_await reader.read(64 * 1024);
-    if (chunk.empty()) break;  // the client closed the connection
-    if (in.empty()) {
-      in.swap(chunk);
-    } else {
-      in += chunk;
-    }
+  } catch (const weft::io::ConnectionResetError&) {
+    // The client reset the connection (redis-benchmark may at its end):
+    // that ends this connection like EOF does, not worth a report.
   }
   writer.close();
 }

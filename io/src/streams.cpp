@@ -547,18 +547,21 @@ void StreamWriter::write(std::string_view data) {
 Task<void> StreamWriter::drain() {
   std::shared_ptr<WriterState> keep = s_;
   WriterState* s = keep.get();
-  Promise<void> p;
-  Future<void> f = p.get_future();
+  std::optional<Future<void>> f;
   {
     std::lock_guard g(s->m);
     if (s->error) std::rethrow_exception(s->error);
     if (s->closing) {
       throw ConnectionResetError(ECONNRESET, "drain (the writer is closed)");
     }
+    // Below the high-water mark (nearly always): no promise is made, so the
+    // common drain() allocates nothing.
     if (s->pending.size() + s->inflight <= s->high) co_return;
+    Promise<void> p;
+    f.emplace(p.get_future());
     s->drainers.push_back(std::move(p));
   }
-  co_await f;
+  co_await *f;
   std::lock_guard g(s->m);
   if (s->error) std::rethrow_exception(s->error);
 }

@@ -174,6 +174,12 @@ class Client {
     return ::recv(fd_, &c, 1, 0) == 0;
   }
   void shutdown_write() { ::shutdown(fd_, SHUT_WR); }
+  /// Closes with SO_LINGER 0, so the server's side gets a reset (RST).
+  void reset() {
+    linger l{1, 0};
+    REQUIRE(::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &l, sizeof l) == 0);
+    ::close(std::exchange(fd_, -1));
+  }
 
  private:
   int fd_ = -1;
@@ -327,5 +333,94 @@ TEST_CASE("servers: --port is required, bad arguments print the usage and exit 2
       CHECK(WEXITSTATUS(*st) == 2);
       CHECK(said.rfind("usage: ", 0) == 0);
     }
+  }
+}
+
+namespace {
+
+// A port that was free a moment ago (the kernel picks it).
+std::uint16_t free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  socklen_t len = sizeof a;
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// True once a connect to `port` succeeds (polled for at most 30 s).
+bool accepting(std::uint16_t port) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(fd);
+    if (ok) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // a poll, not a synchronisation
+  }
+  return false;
+}
+
+// Starts `path` on one worker with its stderr piped back, resets a
+// connection whose handler waits in a read, makes one more round trip on a
+// second connection (on the one worker, the reset's completion is handled
+// before it), stops the server and returns everything it wrote to stderr.
+std::string stderr_after_reset(const char* path, const std::string& request,
+                               std::size_t reply_size) {
+  const std::uint16_t port = free_port();
+  int err = -1;
+  pid_t pid = spawn_server(path, {"--port", std::to_string(port), "--workers", "1"}, 2, &err);
+  if (!accepting(port)) {
+    ::kill(pid, SIGKILL);
+    reap_within(pid, kExitLimit);
+    ::close(err);
+    FAIL("the server did not start accepting");
+  }
+  {
+    Client victim(port);
+    victim.send(request);
+    CHECK(victim.recv_n(reply_size).size() == reply_size);
+    victim.reset();
+    Client other(port);
+    other.send(request);
+    CHECK(other.recv_n(reply_size).size() == reply_size);
+  }
+  ::kill(pid, SIGTERM);
+  std::optional<int> st = reap_within(pid, kExitLimit);
+  std::string text;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(err, buf, sizeof buf)) > 0) text.append(buf, static_cast<std::size_t>(n));
+  ::close(err);
+  REQUIRE(st.has_value());
+  CHECK(WIFEXITED(*st));
+  CHECK(WEXITSTATUS(*st) == 0);
+  return text;
+}
+
+}  // namespace
+
+TEST_CASE("servers: a client's reset ends its connection without a report", "[example]") {
+  ::signal(SIGPIPE, SIG_IGN);
+  SECTION("echo_server") {
+    std::string err = stderr_after_reset(WEFT_ECHO_SERVER, "ping", 4);
+    CHECK(err.find("Unhandled exception") == std::string::npos);
+  }
+  SECTION("http_hello") {
+    std::string err =
+        stderr_after_reset(WEFT_HTTP_HELLO, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", kHello.size());
+    CHECK(err.find("Unhandled exception") == std::string::npos);
+  }
+  SECTION("resp_server") {
+    std::string err = stderr_after_reset(WEFT_RESP_SERVER, "PING\r\n", 7);
+    CHECK(err.find("Unhandled exception") == std::string::npos);
   }
 }
