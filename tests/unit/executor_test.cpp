@@ -592,7 +592,9 @@ TEST_CASE("an idle worker runs queued CpuPool jobs while its task awaits them, w
           "[executor][cpu][help]") {
   weft::CpuPool pool(weft::CpuPoolOptions{2});
   HelpSeen seen;
-  weft::Runtime rt(workers(1));
+  weft::RuntimeOptions o = workers(1);
+  o.help_cpu_pools = true;  // off by default
+  weft::Runtime rt(o);
   const int n = 400;
   const long total = rt.block_on(help_fanout(&pool, &seen, n, 50us));
   CHECK(total == n * 499500L + n * (n - 1L) / 2);
@@ -669,7 +671,9 @@ TEST_CASE(
   };
   Outcome o;
   {
-    weft::Runtime rt(workers(1));
+    weft::RuntimeOptions opts = workers(1);
+    opts.help_cpu_pools = true;  // off by default
+    weft::Runtime rt(opts);
     o = rt.block_on(main(pool.get(), gate, &helping, &helping_set, &gated));
   }
   closer.join();

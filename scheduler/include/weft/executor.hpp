@@ -265,10 +265,14 @@ struct CpuPoolOptions {
 
 /// A oneTBB task_arena for CPU-bound jobs. Jobs may call tbb::parallel_for,
 /// parallel_reduce etc.; those run inside the same arena (same bound).
-/// A job runs on one of the arena's threads or, while its jobs are short
-/// (under 1 ms), on an idle worker of any runtime, which takes an arena
-/// thread's place within the bound (RuntimeOptions::help_cpu_pools): inside
-/// the arena, with Loop::current() null, as on the arena's threads.
+/// A job runs on one of the arena's threads or, where a runtime turned
+/// RuntimeOptions::help_cpu_pools on (off by default) and while its jobs
+/// are short (under 1 ms), on an idle worker of that runtime, which takes
+/// an arena thread's place within the bound: inside the arena, with
+/// Loop::current() null, as on the arena's threads. The arena keeps
+/// concurrency - 1 slots for such workers, so inside a job
+/// tbb::this_task_arena::max_concurrency() is 2 * concurrency - 1; jobs
+/// running at once never exceed concurrency.
 /// Destroying the pool calls shutdown(true).
 class CpuPool final : public Executor {
  public:

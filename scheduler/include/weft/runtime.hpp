@@ -99,13 +99,14 @@ struct RuntimeOptions {
   /// work (cpu_pool.cpp, "Idle workers help"). A task awaiting the pool then
   /// does its jobs instead of parking and being woken for each result.
   /// cpu_fanout (10,000 chunks, 2 workers, 2 cores): parks per run ~800 ->
-  /// ~30; on a quiet machine 1.10x the time of tbb::parallel_reduce against
-  /// 1.27x with this off (medians of 5 alternated runs); on a loaded one no
-  /// gain (0.95-1.13x either way: with other processes competing, the 3
-  /// threads of the old scheme get a larger share than 2). The jobs see
-  /// Loop::current() == null, as on the pool's threads. Off: jobs run on the
-  /// pool's threads only.
-  bool help_cpu_pools = true;
+  /// ~30, but the time did not improve: on a quiet machine, with it on,
+  /// 1.17x and 1.03x the time with it off (bench/run --sweep
+  /// help_cpu_pools=0,1, 9 and 11 alternated runs); an earlier 5-run sample
+  /// gave 0.87x, and loaded runs 0.95-1.13x either way. So it is off by
+  /// default: a knob to measure with, where the jobs are short and wake-ups
+  /// dear. The jobs see Loop::current() == null, as on the pool's threads.
+  /// Off: jobs run on the pool's threads only.
+  bool help_cpu_pools = false;
   /// When at least this many bytes of task frames went back to malloc since
   /// the last trim, malloc_trim(0) gives them back to the OS (glibc keeps
   /// freed memory otherwise, so a burst of a million finished or cancelled
