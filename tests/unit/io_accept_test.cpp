@@ -344,6 +344,15 @@ TEST_CASE("io accept: a Unix listener accepts through the same multishot queue",
 
 TEST_CASE("io accept: EMFILE reaches the waiting accept and the listener recovers",
           "[io][accept]") {
+#if defined(__SANITIZE_ADDRESS__)
+  // The ASan build is also the UBSan build, and UBSan's vptr check probes
+  // memory through a pipe: while this test holds every descriptor, any
+  // virtual call on any thread (a worker's timer callback) is reported as
+  // "invalid vptr", falsely (seen once in CI). The release and TSan builds
+  // run it.
+  SUCCEED("skipped under ASan+UBSan: UBSan needs free descriptors");
+  return;
+#endif
   weft::Runtime rt(workers(1));
   rt.block_on([]() -> Task<void> {
     auto l = io::TcpListener::bind(io::SocketAddress::loopback_v4(0));
