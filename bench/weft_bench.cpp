@@ -941,8 +941,9 @@ int run(const Args& a) {
   k.uinteger("spin_before_park", o.spin_before_park);
   k.uinteger("wake_with_eventfd", o.wake_with_eventfd);
   k.uinteger("trim_threshold", o.trim_threshold);
-  k.uinteger("park_spin_us", static_cast<uint64_t>(
-                                 std::chrono::duration_cast<std::chrono::microseconds>(o.park_spin).count()));
+  k.uinteger("park_spin_us",
+             static_cast<uint64_t>(
+                 std::chrono::duration_cast<std::chrono::microseconds>(o.park_spin).count()));
   k.uinteger("sibling_spin_us",
              static_cast<uint64_t>(
                  std::chrono::duration_cast<std::chrono::microseconds>(o.sibling_spin).count()));

@@ -228,8 +228,8 @@ void complete_task(TaskHeader* t, bool threw, bool threw_cancel) noexcept {
   // meanwhile); otherwise with the next batch of the worker running it,
   // which keeps the frame alive until then (Worker::defer_unregister).
   Worker* w = Worker::current();
-  const bool defer = !(outcome & TaskHeader::kOutcomeError) && w != nullptr &&
-                     &w->rt() == &t->runtime->impl();
+  const bool defer =
+      !(outcome & TaskHeader::kOutcomeError) && w != nullptr && &w->rt() == &t->runtime->impl();
   if (defer) {
     add_ref(t);
   } else {

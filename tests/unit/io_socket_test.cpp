@@ -32,9 +32,7 @@ using weft_test::tcp_pair;
 using weft_test::workers;
 namespace io = weft::io;
 
-namespace {
-
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("io tcp: accept, connect, send_all, recv_exact, addresses and options", "[io][tcp]") {
   weft::Runtime rt(workers(2));
