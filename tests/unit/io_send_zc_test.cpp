@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <string>
@@ -182,11 +183,13 @@ TEST_CASE("io send_zc: cancelled or timed out, the buffer is held until the noti
     // use-after-free that ASan reports.
     struct Seen {
       bool notified = false;
+      std::atomic<bool> started{false};  // the send is about to be submitted
     };
     Seen seen;
     auto h = weft::spawn([](const io::TcpStream* cs, Seen* out) -> Task<void> {
       auto buf = pattern(std::size_t{1} << 20, 2);
       auto op = cs->send_zc(buf);
+      out->started.store(true);
       try {
         co_await op;
       } catch (const weft::CancelledError&) {
@@ -196,6 +199,9 @@ TEST_CASE("io send_zc: cancelled or timed out, the buffer is held until the noti
       out->notified = op.notification_seen();
       co_await weft::sleep(1ms);  // a cancel that came after the send is raised here
     }(&c, &seen));
+    // A slow (sanitizer) build may not have started the task by the time of
+    // the cancel; then no send exists to be notified about.
+    while (!seen.started.load()) co_await weft::sleep(1ms);
     co_await weft::sleep(20ms);
     h.cancel();
     co_await weft::sleep(10ms);
