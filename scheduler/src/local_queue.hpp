@@ -103,7 +103,16 @@ class LocalQueue {
   /// them to run at once; null if there was nothing to steal or another
   /// steal is in progress. *count receives the number taken, including the
   /// returned one.
-  TaskHeader* steal_into(LocalQueue& dst, std::uint32_t max, std::uint32_t* count) noexcept {
+  ///
+  /// With `left_lone` given, a lone task (the queue holds exactly one) is
+  /// taken only if `lone_head` points to its index; otherwise nothing is
+  /// taken, *left_lone is set and *lone_at receives its index. The check
+  /// uses the same reads that size the claim, so a thief cannot take a lone
+  /// task it only saw as one of two in passing (the owner popping one and
+  /// pushing the next between two reads).
+  TaskHeader* steal_into(LocalQueue& dst, std::uint32_t max, std::uint32_t* count,
+                         bool* left_lone = nullptr, std::uint32_t* lone_at = nullptr,
+                         const std::uint32_t* lone_head = nullptr) noexcept {
     std::uint32_t dst_tail = dst.tail_.load(std::memory_order_relaxed);
     std::uint64_t dst_heads = dst.heads_.load(std::memory_order_acquire);
     std::uint32_t room = kCapacity - (dst_tail - steal_of(dst_heads));
@@ -118,6 +127,11 @@ class LocalQueue {
       if (steal != real) return nullptr;  // another thief is copying
       std::uint32_t tail = tail_.load(std::memory_order_acquire);
       n = tail - real;
+      if (n == 1 && left_lone != nullptr && (lone_head == nullptr || *lone_head != real)) {
+        *left_lone = true;
+        *lone_at = real;
+        return nullptr;
+      }
       n -= n / 2;
       if (n > max) n = max;
       if (n > room) n = room;
@@ -148,16 +162,6 @@ class LocalQueue {
     if (n > 1) dst.tail_.store(dst_tail + n - 1, std::memory_order_release);
     *count = n;
     return ret;
-  }
-
-  /// Any thread: the size, and in *head the index of the oldest task (the
-  /// next one to be popped or stolen); approximate unless called by the
-  /// owner.
-  std::uint32_t peek(std::uint32_t* head) const noexcept {
-    std::uint64_t heads = heads_.load(std::memory_order_acquire);
-    std::uint32_t tail = tail_.load(std::memory_order_acquire);
-    *head = real_of(heads);
-    return tail - *head;
   }
 
   /// Any thread; approximate unless called by the owner.

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <climits>
 #include <thread>
 #include <weft/runtime.hpp>
@@ -25,7 +26,11 @@ RuntimeImpl::RuntimeImpl(Runtime& f, RuntimeOptions o) : facade(f), opts(std::mo
   if (opts.event_interval == 0)
     throw ValueError("weft::RuntimeOptions::event_interval must be at least 1");
   max_searching = opts.max_searching ? opts.max_searching : (opts.workers + 1) / 2;
-  num_shards = opts.workers + 1;  // one per worker, one for spawns from outside
+  // One per worker and one for spawns from outside (the last), rounded up to
+  // a power of two so that a task's shard is a mask of its id, not a
+  // division on every spawn and completion.
+  num_shards = std::bit_ceil(opts.workers + 1);
+  shard_mask = num_shards - 1;
   shards = std::make_unique<RegistryShard[]>(num_shards);
   workers.reserve(opts.workers);
   for (unsigned i = 0; i < opts.workers; ++i) workers.push_back(std::make_unique<Worker>(*this, i));
@@ -105,10 +110,10 @@ void RuntimeImpl::notify_parked(Worker* from, bool local) noexcept {
 }
 
 void RuntimeImpl::registry_insert(TaskHeader* t, unsigned /*shard*/) noexcept {
-  // The shard is id % num_shards, at insertion and removal alike: ids are
+  // The shard is shard_of(id), at insertion and removal alike: ids are
   // handed out so that this is the spawning worker's shard (init_spawned),
   // and if a 32-bit id sequence wraps the two still agree.
-  RegistryShard& s = shards[t->id % num_shards];
+  RegistryShard& s = shards[shard_of(t->id)];
   s.acquire();
   t->reg_prev = nullptr;
   t->reg_next = s.head;
@@ -119,7 +124,7 @@ void RuntimeImpl::registry_insert(TaskHeader* t, unsigned /*shard*/) noexcept {
 }
 
 void RuntimeImpl::registry_remove(TaskHeader* t) noexcept {
-  RegistryShard& s = shards[t->id % num_shards];
+  RegistryShard& s = shards[shard_of(t->id)];
   s.acquire();
   s.unlink(t);
   --s.count;

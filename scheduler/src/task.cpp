@@ -2,6 +2,7 @@
 // release. The protocol is described in weft/detail/task_header.hpp.
 #include <cxxabi.h>
 
+#include <cassert>
 #include <cstdio>
 #include <typeinfo>
 #include <weft/join_handle.hpp>
@@ -226,15 +227,14 @@ void complete_task(TaskHeader* t, bool threw, bool threw_cancel) noexcept {
   // Off the registry: at once if it failed (whether anyone can still see the
   // error is decided below, and all_tasks must not hand out a new handle
   // meanwhile); otherwise with the next batch of the worker running it,
-  // which keeps the frame alive until then (Worker::defer_unregister).
+  // which takes over the task's own reference and so keeps the frame alive
+  // until then (Worker::defer_unregister). run_task, the only caller (the
+  // coroutine's final suspend runs inside it), then leaves that reference
+  // alone, and drops it itself only after an error.
   Worker* w = Worker::current();
-  const bool defer =
-      !(outcome & TaskHeader::kOutcomeError) && w != nullptr && &w->rt() == &t->runtime->impl();
-  if (defer) {
-    add_ref(t);
-  } else {
-    t->runtime->impl().registry_remove(t);
-  }
+  assert(w != nullptr && &w->rt() == &t->runtime->impl() && "complete_task off its runtime");
+  const bool defer = !(outcome & TaskHeader::kOutcomeError);
+  if (!defer) t->runtime->impl().registry_remove(t);
   // Only the task's own reference left: no handle exists, and none can be
   // made any more (the registry no longer lists it), so nobody can retrieve
   // an error. Decided before the waiters fire: a woken waiter may retrieve
@@ -257,7 +257,9 @@ void complete_task(TaskHeader* t, bool threw, bool threw_cancel) noexcept {
 
 void release_ref(TaskHeader* t) noexcept {
   if (t->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-  std::uint32_t s = t->state.fetch_or(TaskHeader::kRetrieved, std::memory_order_acq_rel);
+  // The last reference: nobody else can reach the task (the registry lists
+  // only tasks with a reference of its own or a worker's), so a plain load.
+  const std::uint32_t s = t->state.load(std::memory_order_acquire);
   if ((s & TaskHeader::kOutcomeError) && !(s & TaskHeader::kRetrieved)) {
     try {
       ExceptionContext ctx = never_retrieved(t);

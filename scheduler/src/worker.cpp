@@ -146,7 +146,6 @@ TaskHeader* Worker::pop_inject_batch() noexcept {
 }
 
 TaskHeader* Worker::next_task() noexcept {
-  ++tick_;
   if (!expedited_.empty()) {
     // A task whose timer expired is late already: it runs before the backlog
     // of ready tasks (as Go runs a timer's goroutine next), in deadline order.
@@ -154,7 +153,10 @@ TaskHeader* Worker::next_task() noexcept {
     // starve the queue.
     return expedited_.pop_front();
   }
-  if (tick_ % rt_.opts.global_queue_interval == 0) {
+  // Every global_queue_interval-th pick looks at the inject queue first
+  // (a countdown: no division per pick).
+  if (--inject_countdown_ == 0) {
+    inject_countdown_ = rt_.opts.global_queue_interval;
     if (TaskHeader* t = pop_inject_batch()) return t;
   }
   if (lifo_ != nullptr) {
@@ -202,10 +204,11 @@ void Worker::run_task(TaskHeader* t) noexcept {
 
   if (!(s & TaskHeader::kStarted) && (s & TaskHeader::kCancelPending)) {
     // Cancelled before its first step: none of the body runs (§C 26).
+    // complete_task hands the task's own reference to this worker's
+    // unregister batch (the outcome is not an error).
     tl_current_task = t;
     complete_task(t, false, false);
     tl_current_task = nullptr;
-    release_ref(t);
     return;
   }
   if (!resume) {
@@ -237,7 +240,11 @@ void Worker::run_task(TaskHeader* t) noexcept {
 
   s = t->state.load(std::memory_order_acquire);
   if (s & TaskHeader::kComplete) {
-    release_ref(t);  // the task's own reference
+    // Completed in this step. Without an error complete_task handed the
+    // task's own reference to this worker's unregister batch, which drops it
+    // at the next flush; a failed task was unlinked at once and its own
+    // reference is still ours.
+    if (s & TaskHeader::kOutcomeError) release_ref(t);
     return;
   }
   for (;;) {
@@ -367,8 +374,11 @@ void Worker::unpark_direct() noexcept {
 }
 
 void Worker::defer_unregister(TaskHeader* t) noexcept {
-  Unregister& u = unreg_[t->id % rt_.num_shards];
-  u.pending.fetch_add(1, std::memory_order_relaxed);
+  Unregister& u = unreg_[rt_.shard_of(t->id)];
+  // Only this thread writes `pending` (registry_remove_list zeroes it from
+  // flush_unregister, on this thread too); others only read it. A load and a
+  // store, not a locked add: this runs once per completed task.
+  u.pending.store(u.pending.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   t->next = u.head;
   u.head = t;
   unreg_any_ = true;
@@ -425,7 +435,16 @@ void Worker::leave_searching() noexcept {
   if (rt_.num_searching.fetch_sub(1, std::memory_order_acq_rel) == 1) rt_.notify_parked(this);
 }
 
+// How long a lone task seen in a sibling's queue is left to its owner (see
+// search): a few times the end of a task after its last spawn, far below a
+// wake-up (20-30 us, PLATFORM.md).
+constexpr std::int64_t kLoneGraceNs = 10'000;
+// How often a spinning worker looks at a lone task it leaves (see the spin
+// in thread_main).
+constexpr std::int64_t kLoneLookNs = 1'000;
+
 TaskHeader* Worker::search() noexcept {
+  left_lone_ = false;
   if (TaskHeader* t = pop_inject_batch()) return t;
   const std::size_t n = rt_.workers.size();
   if (n < 2 || !become_searching()) return nullptr;
@@ -433,22 +452,35 @@ TaskHeader* Worker::search() noexcept {
   for (std::size_t i = 0; i < n; ++i) {
     Worker& victim = *rt_.workers[(start + i) % n];
     if (&victim == this) continue;
-    // A lone task is left to its owner for one more look: the owner is
+    // A lone task is left to its owner for kLoneGraceNs: the owner is
     // usually about to pop it (a task that spawned it is finishing), and
     // taking it would move a chain of spawns to this worker and back, cold
-    // caches each time. Seen again at the same place, it is taken: a long
-    // step on the owner delays it by one round of the search only.
-    std::uint32_t head = 0;
-    if (victim.queue_.peek(&head) == 1 && (lone_victim_ != &victim || lone_head_ != head)) {
-      lone_victim_ = &victim;
-      lone_head_ = head;
-      continue;
-    }
-    bump(m_.steal_attempts);
+    // caches each time. Still at the same place after that, it is taken: a
+    // long step on the owner delays it by the grace only. (One more look
+    // instead of a time was too short: a search pass is quicker than the
+    // end of a spawning task, and chained_spawn's chain still moved
+    // thousands of times a run.) steal_into makes the lone check on its own
+    // reads of the queue.
+    const bool grace_over = lone_victim_ == &victim && now_ns() - lone_since_ns_ >= kLoneGraceNs;
     std::uint32_t count = 0;
-    if (TaskHeader* t = victim.queue_.steal_into(queue_, LocalQueue::kCapacity / 2, &count)) {
+    bool left_lone = false;
+    std::uint32_t lone_at = 0;
+    if (TaskHeader* t =
+            victim.queue_.steal_into(queue_, LocalQueue::kCapacity / 2, &count, &left_lone,
+                                     &lone_at, grace_over ? &lone_head_ : nullptr)) {
+      bump(m_.steal_attempts);
       bump(m_.tasks_stolen, count);
       return t;
+    }
+    if (!left_lone) {
+      bump(m_.steal_attempts);
+      continue;
+    }
+    left_lone_ = true;
+    if (lone_victim_ != &victim || lone_head_ != lone_at) {
+      lone_victim_ = &victim;
+      lone_head_ = lone_at;
+      lone_since_ns_ = now_ns();
     }
   }
   return pop_inject_batch();
@@ -659,6 +691,15 @@ void Worker::thread_main() {
       if (spin >= rt_.opts.spin_before_park &&
           (spin_until == 0 || ((spin & 15) == 0 && now_ns() >= spin_until)))
         break;
+      if (left_lone_) {
+        // A sibling's lone task is being left to it (search): look again
+        // in kLoneLookNs, not at once. Each look reads the lines the owner
+        // writes on every push and pop; looked at back to back, they bounced
+        // between the cores on every task of chained_spawn's chain, and the
+        // chain ran 2.5-7x slower with 2 workers than with 1.
+        const std::int64_t until = now_ns() + kLoneLookNs;
+        while (now_ns() < until) __builtin_ia32_pause();
+      }
       __builtin_ia32_pause();
     }
     if (found != nullptr) {

@@ -238,7 +238,8 @@ class Worker final : public Loop {
   CallbackNode* ready_head_ = nullptr;  // call_soon FIFO
   CallbackNode* ready_tail_ = nullptr;
   TimerHeap timers_;
-  std::uint32_t tick_ = 0;
+  // Picks left until next_task looks at the inject queue first.
+  std::uint32_t inject_countdown_ = 1;
   std::uint64_t rng_;
   std::uint32_t id_seq_;
   std::uint32_t id_stride_;
@@ -255,9 +256,11 @@ class Worker final : public Loop {
   // The lone task the last search left to its owner (see search).
   const Worker* lone_victim_ = nullptr;
   std::uint32_t lone_head_ = 0;
-  bool firing_timers_ = false;  // wakes go to the expedited list
-  TaskList expedited_;          // tasks whose timer expired: run first
-  std::uint32_t inflight_ = 0;  // user operations awaiting a CQE
+  std::int64_t lone_since_ns_ = 0;  // when it was first seen there
+  bool left_lone_ = false;          // the last search left a lone task
+  bool firing_timers_ = false;      // wakes go to the expedited list
+  TaskList expedited_;              // tasks whose timer expired: run first
+  std::uint32_t inflight_ = 0;      // user operations awaiting a CQE
   // Armed detached requests (multishot accepts): they keep the reactor
   // polling but not the worker alive (drain_detached ends them).
   IoDetached* detached_head_ = nullptr;
@@ -366,7 +369,10 @@ class RuntimeImpl {
   alignas(64) std::atomic<std::uint32_t> remote_users{0};
   std::atomic<std::uint32_t> refs_{1};
   std::unique_ptr<RegistryShard[]> shards;
-  unsigned num_shards = 0;
+  unsigned num_shards = 0;  // a power of two
+  unsigned shard_mask = 0;  // num_shards - 1
+  /// The registry shard of the task with this id (see init_spawned).
+  unsigned shard_of(std::uint32_t id) const noexcept { return id & shard_mask; }
   ExecutorSlot executors;  // the default executor (executor.cpp), lazily
   // Registered on every worker's ring at start; null if none (one reference).
   FixedBufferSet* fixed_buffers = nullptr;

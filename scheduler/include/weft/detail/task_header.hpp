@@ -167,9 +167,9 @@ struct TaskHeader {
   Runtime* runtime = nullptr;
   std::atomic<TaskExtras*> extras{nullptr};
   std::atomic<std::int32_t> cancelling{0};
-  // Also names the registry shard: id % shards (see init_spawned). The worker
-  // that last ran the task is kept in the state word's upper half
-  // (kLastWorkerShift), so the header is 80 bytes.
+  // Also names the registry shard: id & (shards - 1) (see init_spawned).
+  // The worker that last ran the task is kept in the state word's upper
+  // half (kLastWorkerShift), so the header is 80 bytes.
   std::uint32_t id = 0;
 };
 
