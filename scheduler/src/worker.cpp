@@ -461,13 +461,19 @@ TaskHeader* Worker::search() noexcept {
     // end of a spawning task, and chained_spawn's chain still moved
     // thousands of times a run.) steal_into makes the lone check on its own
     // reads of the queue.
-    const bool grace_over = lone_victim_ == &victim && now_ns() - lone_since_ns_ >= kLoneGraceNs;
     std::uint32_t count = 0;
     bool left_lone = false;
     std::uint32_t lone_at = 0;
-    if (TaskHeader* t =
-            victim.queue_.steal_into(queue_, LocalQueue::kCapacity / 2, &count, &left_lone,
-                                     &lone_at, grace_over ? &lone_head_ : nullptr)) {
+    TaskHeader* t =
+        victim.queue_.steal_into(queue_, LocalQueue::kCapacity / 2, &count, &left_lone, &lone_at);
+    if (left_lone && lone_victim_ == &victim && lone_head_ == lone_at &&
+        now_ns() - lone_since_ns_ >= kLoneGraceNs) {
+      // Its grace is over: take it if it is still there, still alone.
+      left_lone = false;
+      t = victim.queue_.steal_into(queue_, LocalQueue::kCapacity / 2, &count, &left_lone, &lone_at,
+                                   &lone_head_);
+    }
+    if (t != nullptr) {
       bump(m_.steal_attempts);
       bump(m_.tasks_stolen, count);
       return t;
