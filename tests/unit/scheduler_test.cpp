@@ -83,6 +83,55 @@ TEST_CASE("work stealing: tasks spawned by one task run on both workers", "[sche
   CHECK(m.tasks_stolen + m.global_polls > 0);
 }
 
+namespace {
+
+// A task spawns one task, then keeps its worker busy until that task has run
+// (or 10 s pass). The spawned task is the only one in the worker's queue,
+// which a sibling leaves to its owner for a grace (worker.cpp, search): it
+// must still be taken, or the spinner would wait for good.
+struct LoneRun {
+  unsigned spinner_on = 99;
+  unsigned spawned_on = 99;
+  bool seen = false;
+};
+
+weft::Task<void> record_worker(std::atomic<bool>* ran, unsigned* on) {
+  *on = weft::Loop::current()->index();
+  ran->store(true, std::memory_order_release);
+  co_return;
+}
+
+weft::Task<void> spin_until_spawned_ran(LoneRun* out) {
+  out->spinner_on = weft::Loop::current()->index();
+  std::atomic<bool> ran{false};
+  weft::JoinHandle<void> h = weft::spawn(record_worker(&ran, &out->spawned_on));
+  const auto give_up = std::chrono::steady_clock::now() + 10s;
+  while (!ran.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < give_up) {
+  }
+  out->seen = ran.load(std::memory_order_acquire);
+  co_await h;
+}
+
+weft::Task<void> spawn_spinner(LoneRun* out) {
+  // A spawned task, so that it holds a worker as any task does.
+  co_await weft::spawn(spin_until_spawned_ran(out));
+}
+
+}  // namespace
+
+TEST_CASE("work stealing: a lone task queued behind a long step is taken by the sibling",
+          "[scheduler]") {
+  weft::Runtime rt(workers(2));
+  for (int i = 0; i < 20; ++i) {
+    LoneRun r;
+    rt.block_on(spawn_spinner(&r));
+    INFO("round " << i << ": the spinner ran on worker " << r.spinner_on
+                  << ", the task it spawned on " << r.spawned_on);
+    REQUIRE(r.seen);
+    CHECK(r.spawned_on != r.spinner_on);
+  }
+}
+
 TEST_CASE("parking: an idle runtime with 2 workers uses under 1% CPU over a second",
           "[scheduler]") {
   weft::Runtime rt(workers(2));
