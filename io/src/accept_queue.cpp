@@ -8,7 +8,7 @@
 // stays armed. Each CQE goes to the oldest waiting accept() if there is one,
 // else to `ready_`. accept() takes from `ready_` without touching the ring;
 // only when `ready_` is empty does it wait (an AcceptWaiter in its frame,
-// linked into the FIFO `head_`..`tail_`).
+// linked into the FIFO `waiters_`).
 //
 // # Which ring
 // The request lives on the ring of the worker whose accept() found it
@@ -87,35 +87,18 @@ std::size_t AcceptQueue::queued() const {
 // The waiter list (under m_)
 
 void AcceptQueue::push_waiter_locked(AcceptWaiter* w) noexcept {
-  w->next = nullptr;
-  w->prev = tail_;
-  if (tail_) {
-    tail_->next = w;
-  } else {
-    head_ = w;
-  }
-  tail_ = w;
+  waiters_.push_back(w);
   w->queued = true;
 }
 
 void AcceptQueue::unlink_waiter_locked(AcceptWaiter* w) noexcept {
-  if (w->prev) {
-    w->prev->next = w->next;
-  } else {
-    head_ = w->next;
-  }
-  if (w->next) {
-    w->next->prev = w->prev;
-  } else {
-    tail_ = w->prev;
-  }
-  w->next = w->prev = nullptr;
+  waiters_.remove(w);
   w->queued = false;
 }
 
 AcceptWaiter* AcceptQueue::pop_waiter_locked() noexcept {
-  AcceptWaiter* w = head_;
-  if (w) unlink_waiter_locked(w);
+  AcceptWaiter* w = waiters_.pop_front();
+  if (w) w->queued = false;
   return w;
 }
 
@@ -199,7 +182,7 @@ void AcceptQueue::on_cqe(wd::IoCompletion* c, int res, unsigned flags) noexcept 
       // Go on accepting: at once if the kernel ended it by itself and there
       // is room, after a pause once accept()s drained half the queue, and
       // after an error only for waiters still waiting (each gets its try).
-      bool again = q->head_ != nullptr;
+      bool again = !q->waiters_.empty();
       if (res >= 0) again = again || q->ready_.size() < q->cap_;
       if (ours) again = again || q->ready_.size() <= q->cap_ / 2;
       if (again && !q->closed_ && !stopping && q->error_ == 0) {
@@ -302,7 +285,7 @@ void AcceptQueue::expire(std::uint64_t id) noexcept {
   AcceptWaiter* hit = nullptr;
   {
     std::lock_guard g(m_);
-    for (AcceptWaiter* p = head_; p; p = p->next) {
+    for (AcceptWaiter* p = waiters_.front(); p; p = p->next) {
       if (p->id == id) {
         hit = p;
         break;
@@ -330,12 +313,11 @@ void AcceptQueue::close(bool shut_down) noexcept {
     // (new connections are refused) and ends the request (EINVAL).
     if (shut_down && armed_) ::shutdown(fd_, SHUT_RDWR);
     fds.swap(ready_);
-    waiters = head_;
-    for (AcceptWaiter* w = head_; w; w = w->next) {
+    waiters = waiters_.take_all();
+    for (AcceptWaiter* w = waiters; w; w = w->next) {
       w->queued = false;
       w->error = EBADF;
     }
-    head_ = tail_ = nullptr;
     error_ = 0;
     cancel_locked();
   }

@@ -29,6 +29,7 @@
 #include <chrono>
 #include <coroutine>
 #include <cstdint>
+#include <type_traits>
 #include <utility>
 #include <weft/io/buffer.hpp>
 #include <weft/io/detail/uring_compat.hpp>
@@ -40,7 +41,9 @@ namespace weft::io::detail {
 /// Validates `t` (ValueError if negative) and gives `st` its linked timeout.
 void arm_timeout(weft::detail::IoOpState& st, const OpTimeout& t, const char* op);
 
-template <class Prep>
+/// `State` is IoOpState, or NotifOpState for the two-CQE operations (see
+/// NotifOp).
+template <class Prep, class State = weft::detail::IoOpState>
 class [[nodiscard]] Op {
  public:
   using result_type = decltype(std::declval<Prep&>().result(0));
@@ -56,6 +59,8 @@ class [[nodiscard]] Op {
     io_uring_sqe* sqe = weft::detail::io_begin(&st_);
     if (sqe == nullptr) return false;  // a pending cancel: raised by await_resume
     prep_.prep(sqe);
+    if constexpr (std::is_same_v<State, weft::detail::NotifOpState>)
+      weft::detail::io_expect_notification(&st_);
     weft::detail::io_commit(&st_, sqe, h);
     return true;
   }
@@ -69,9 +74,9 @@ class [[nodiscard]] Op {
     return prep_.result(st_.res);
   }
 
- private:
+ protected:
   Prep prep_;
-  weft::detail::IoOpState st_;
+  State st_;
 };
 
 /// Op for the two-CQE operations (IORING_OP_SEND_ZC): same contract as Op,
@@ -81,49 +86,24 @@ class [[nodiscard]] Op {
 /// (with IORING_SEND_ZC_REPORT_USAGE: IORING_NOTIF_USAGE_ZC_COPIED set if
 /// the kernel copied the bytes after all, as on loopback).
 template <class Prep>
-class [[nodiscard]] NotifOp {
+class [[nodiscard]] NotifOp : public Op<Prep, weft::detail::NotifOpState> {
  public:
-  using result_type = decltype(std::declval<Prep&>().result(0));
+  using Op<Prep, weft::detail::NotifOpState>::Op;
 
-  explicit NotifOp(Prep prep, OpTimeout timeout = std::nullopt) : prep_(prep) {
-    if (timeout) arm_timeout(st_, timeout, Prep::kName);
-  }
-  NotifOp(const NotifOp&) = delete;
-  NotifOp& operator=(const NotifOp&) = delete;
-
-  bool await_ready() const noexcept { return false; }
-  bool await_suspend(std::coroutine_handle<> h) {
-    io_uring_sqe* sqe = weft::detail::io_begin(&st_);
-    if (sqe == nullptr) return false;
-    prep_.prep(sqe);
-    weft::detail::io_expect_notification(&st_);
-    weft::detail::io_commit(&st_, sqe, h);
-    return true;
-  }
-  result_type await_resume() {
-    if (st_.cancel_taken || st_.cancelled) [[unlikely]]
-      weft::detail::throw_cancelled(weft::detail::current_header());
-    if (st_.res < 0) [[unlikely]] {
-      if (st_.timed_out) throw_timeout(Prep::kName);
-      throw_error(-st_.res, Prep::kName);
-    }
-    return prep_.result(st_.res);
-  }
   /// The notification CQE's res (0 if none came: the request failed before
   /// the kernel took the buffer).
-  int notification_result() const noexcept { return st_.have_notif ? st_.notif_res : 0; }
+  int notification_result() const noexcept {
+    return this->st_.have_notif ? this->st_.notif_res : 0;
+  }
   /// After the co_await: whether a notification came (false only when the
   /// request failed before the kernel took the buffer). For tests.
-  bool notification_seen() const noexcept { return st_.have_notif; }
+  bool notification_seen() const noexcept { return this->st_.have_notif; }
   /// After the co_await: the kernel copied the bytes after all
   /// (IORING_NOTIF_USAGE_ZC_COPIED; loopback always does).
   bool copied() const noexcept {
-    return st_.have_notif && (static_cast<unsigned>(st_.notif_res) & IORING_NOTIF_USAGE_ZC_COPIED);
+    return this->st_.have_notif &&
+           (static_cast<unsigned>(this->st_.notif_res) & IORING_NOTIF_USAGE_ZC_COPIED);
   }
-
- private:
-  Prep prep_;
-  weft::detail::NotifOpState st_;
 };
 
 /// Remaining time until `deadline` for composed operations (send_all, ...):

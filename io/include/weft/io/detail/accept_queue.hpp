@@ -11,6 +11,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <weft/detail/intrusive_list.hpp>
 #include <weft/detail/task_header.hpp>
 #include <weft/io/buffer.hpp>
 #include <weft/io_op.hpp>
@@ -94,14 +95,13 @@ class AcceptQueue : public std::enable_shared_from_this<AcceptQueue> {
   const int fd_;
   const std::size_t cap_;
   Request req_;
-  bool armed_ = false;            // req_ is in a ring (its final CQE not reaped)
-  bool cancel_sent_ = false;      // we asked that ring to end it (pause or close)
-  bool cancel_posted_ = false;    // req_ (as an inbox item) is in the owner's inbox
-  bool closed_ = false;           // the listener is closed
-  std::deque<int> ready_;         // accepted, not yet taken; FIFO
-  int error_ = 0;                 // the multishot's error for the next accept()
-  AcceptWaiter* head_ = nullptr;  // waiting accept()s, FIFO
-  AcceptWaiter* tail_ = nullptr;
+  bool armed_ = false;          // req_ is in a ring (its final CQE not reaped)
+  bool cancel_sent_ = false;    // we asked that ring to end it (pause or close)
+  bool cancel_posted_ = false;  // req_ (as an inbox item) is in the owner's inbox
+  bool closed_ = false;         // the listener is closed
+  std::deque<int> ready_;       // accepted, not yet taken; FIFO
+  int error_ = 0;               // the multishot's error for the next accept()
+  weft::detail::IntrusiveList<AcceptWaiter> waiters_;  // waiting accept()s, FIFO
   std::uint64_t next_id_ = 1;
   std::shared_ptr<AcceptQueue> armed_ref_;   // held while armed_
   std::shared_ptr<AcceptQueue> posted_ref_;  // held while cancel_posted_

@@ -43,6 +43,7 @@
 #include <cstdint>
 #include <mutex>
 #include <thread>
+#include <weft/detail/intrusive_list.hpp>
 #include <weft/detail/task_header.hpp>
 
 namespace weft::detail {
@@ -109,49 +110,7 @@ struct ThreadWaiter : SyncWaiter {
 };
 
 /// Intrusive FIFO of SyncWaiters. Not thread-safe: guarded by its owner's mutex.
-class WaitList {
- public:
-  bool empty() const noexcept { return head_ == nullptr; }
-  SyncWaiter* front() const noexcept { return head_; }
-  void push_back(SyncWaiter* w) noexcept {
-    w->next = nullptr;
-    w->prev = tail_;
-    if (tail_) {
-      tail_->next = w;
-    } else {
-      head_ = w;
-    }
-    tail_ = w;
-  }
-  SyncWaiter* pop_front() noexcept {
-    SyncWaiter* w = head_;
-    if (w) remove(w);
-    return w;
-  }
-  void remove(SyncWaiter* w) noexcept {
-    if (w->prev) {
-      w->prev->next = w->next;
-    } else {
-      head_ = w->next;
-    }
-    if (w->next) {
-      w->next->prev = w->prev;
-    } else {
-      tail_ = w->prev;
-    }
-    w->next = w->prev = nullptr;
-  }
-  /// Takes every node (a chain through `next`), leaving the list empty.
-  SyncWaiter* take_all() noexcept {
-    SyncWaiter* h = head_;
-    head_ = tail_ = nullptr;
-    return h;
-  }
-
- private:
-  SyncWaiter* head_ = nullptr;
-  SyncWaiter* tail_ = nullptr;
-};
+using WaitList = IntrusiveList<SyncWaiter>;
 
 /// A chain of nodes to complete once the primitive's mutex is released.
 class WakeChain {
