@@ -32,8 +32,6 @@ using weft_test::tcp_pair;
 using weft_test::workers;
 namespace io = weft::io;
 
-namespace {}  // namespace
-
 TEST_CASE("io tcp: accept, connect, send_all, recv_exact, addresses and options", "[io][tcp]") {
   weft::Runtime rt(workers(2));
   rt.block_on([]() -> Task<void> {
