@@ -136,6 +136,18 @@ TEST_CASE("parking: an idle runtime with 2 workers uses under 1% CPU over a seco
           "[scheduler]") {
   weft::Runtime rt(workers(2));
   rt.block_on([]() -> weft::Task<void> { co_return; }());  // workers are up
+  // The window opens once both workers have parked since their last wake-up
+  // (more parks than wake-ups by a sibling): what is left of start-up and of
+  // the root task then lies before it, even when a loaded machine (CI runs
+  // two sanitizer tests at once) delays that work past block_on's return.
+  const auto give_up = std::chrono::steady_clock::now() + 10s;
+  for (;;) {
+    const weft::Metrics m = rt.metrics();
+    bool all_parked = true;
+    for (const weft::WorkerMetrics& w : m.workers) all_parked = all_parked && w.parks > w.unparks;
+    if (all_parked || std::chrono::steady_clock::now() > give_up) break;
+    std::this_thread::yield();
+  }
   // The measurement window: the test thread sleeps, the workers must too.
   double before = cpu_seconds();
   std::this_thread::sleep_for(1s);
