@@ -218,6 +218,10 @@ class Worker final : public Loop {
   TaskHeader* search() noexcept;
   bool become_searching() noexcept;
   void leave_searching() noexcept;
+  /// True if tasks are queued that another worker could take: in this
+  /// worker's queue (besides the task it is about to run), a sibling's, or
+  /// the injection queue.
+  bool work_for_another() const noexcept;
   bool has_work() const noexcept;
   // Parks in the ring wait; true if another thread's wake-up ended it.
   bool park() noexcept;

@@ -157,6 +157,75 @@ TEST_CASE("parking: an idle runtime with 2 workers uses under 1% CPU over a seco
   CHECK(rt.metrics().total().parks >= 2);
 }
 
+// Each round: both workers parked, a thread outside the runtime completes the
+// future a task awaits. The worker woken for it finds that one task and no
+// other work, so it must not wake its sibling too (which would find nothing,
+// park again, and cost the machine a second wake-up per event).
+TEST_CASE(
+    "parking: a task woken from outside the runtime wakes one worker and not also an idle sibling",
+    "[scheduler]") {
+  constexpr int kRounds = 40;
+  weft::Runtime rt(workers(2));
+  std::vector<weft::Promise<void>> ps;
+  std::vector<weft::Future<void>> fs;
+  for (int i = 0; i < kRounds; ++i) {
+    ps.emplace_back(&rt);
+    fs.push_back(ps.back().get_future());
+  }
+  std::atomic<int> waiting{0};  // rounds whose await the task has reached
+  std::atomic<bool> finished{false};
+  auto h = rt.spawn([](std::vector<weft::Future<void>>* futures, std::atomic<int>* reached,
+                       std::atomic<bool>* done) -> weft::Task<void> {
+    for (auto& f : *futures) {
+      reached->fetch_add(1, std::memory_order_release);
+      co_await f;
+    }
+    done->store(true, std::memory_order_release);
+  }(&fs, &waiting, &finished));
+
+  // A worker is parked when it has parked more often than a sibling woke
+  // it since `base` (a park that times out counts no wake-up; none here:
+  // no timers).
+  auto parked_since = [&](const std::vector<std::int64_t>& base) {
+    const weft::Metrics m = rt.metrics();
+    for (std::size_t w = 0; w < m.workers.size(); ++w) {
+      const auto d = static_cast<std::int64_t>(m.workers[w].parks) -
+                     static_cast<std::int64_t>(m.workers[w].unparks);
+      if (d < base[w]) return false;
+    }
+    return true;
+  };
+  auto wait_until = [](auto pred) {
+    const auto give_up = std::chrono::steady_clock::now() + 10s;
+    while (!pred() && std::chrono::steady_clock::now() < give_up) std::this_thread::yield();
+    return pred();
+  };
+  // Start: each worker has parked more often than it was woken.
+  REQUIRE(wait_until([&] {
+    const weft::Metrics m = rt.metrics();
+    for (const weft::WorkerMetrics& w : m.workers)
+      if (w.parks <= w.unparks) return false;
+    return waiting.load(std::memory_order_acquire) == 1;
+  }));
+  std::vector<std::int64_t> base;
+  for (const weft::WorkerMetrics& w : rt.metrics().workers)
+    base.push_back(static_cast<std::int64_t>(w.parks) - static_cast<std::int64_t>(w.unparks));
+  const std::uint64_t unparks_before = rt.metrics().total().unparks;
+  for (int i = 0; i < kRounds; ++i) {
+    REQUIRE(wait_until(
+        [&] { return waiting.load(std::memory_order_acquire) == i + 1 && parked_since(base); }));
+    ps[static_cast<std::size_t>(i)].set_result();
+  }
+  REQUIRE(
+      wait_until([&] { return finished.load(std::memory_order_acquire) && parked_since(base); }));
+  const std::uint64_t unparks = rt.metrics().total().unparks - unparks_before;
+  rt.block_on([](weft::JoinHandle<void>* task) -> weft::Task<void> { co_await *task; }(&h));
+  INFO("wake-ups for " << kRounds << " events: " << unparks);
+  // One per event; waking the sibling too made it about two per event.
+  CHECK(unparks >= static_cast<std::uint64_t>(kRounds));
+  CHECK(unparks < static_cast<std::uint64_t>(kRounds) * 3 / 2);
+}
+
 TEST_CASE("io::nop completes through the ring and is counted", "[scheduler][io]") {
   weft::Runtime rt(workers(1));
   REQUIRE(rt.block_on(nops(1000)) == 1000);
