@@ -127,11 +127,11 @@ TaskHeader* Worker::pop_inject_batch() noexcept {
   // the others (at most half of the local queue's capacity).
   std::uint32_t n = 0;
   std::uint32_t room = LocalQueue::kCapacity - queue_.size();
-  std::uint32_t want = static_cast<std::uint32_t>(rt_.inject.size() / rt_.workers.size()) + 1;
-  if (want > LocalQueue::kCapacity / 2) want = LocalQueue::kCapacity / 2;
-  if (want > room) want = room;
-  if (want == 0) want = 1;
-  TaskHeader* list = rt_.inject.pop_batch(want, &n);
+  std::uint32_t max = LocalQueue::kCapacity / 2;
+  if (max > room) max = room;
+  if (max == 0) max = 1;
+  TaskHeader* list =
+      rt_.inject.pop_batch(max, static_cast<std::uint32_t>(rt_.workers.size()), &n);
   if (list == nullptr) return nullptr;
   bump(m_.global_polls, n);
   TaskHeader* first = list;
