@@ -2,10 +2,12 @@
 //
 // status_ is both the outcome and the futex word that blocking get() sleeps
 // on. Completion is claimed with a CAS (kPending -> kSetting) so exactly one
-// completer writes the result; the outcome is then published with a release
-// store and waiters (an intrusive lock-free stack closed by a sentinel, like a
-// task's) are fired once. Sleepers in get() are counted so that completing a
-// future nobody blocks on costs no futex system call.
+// completer writes the result; the outcome is then published with a seq_cst
+// exchange and waiters (an intrusive lock-free stack closed by a sentinel,
+// like a task's) are fired once. A thread about to sleep in get() first sets
+// kSleepers in the same word, so completing a future nobody blocks on costs
+// no futex system call: the completer's exchange sees the flag, or the
+// sleeper's futex_wait sees the word changed and does not sleep.
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -98,7 +100,7 @@ void future_callback_fire(WaitNode* n, TaskHeader*) noexcept {
 
 }  // namespace
 
-FutureCore::FutureCore(Runtime* rt) noexcept : rt_(rt ? &rt->impl() : nullptr) {
+FutureCore::FutureCore(Runtime* rt) noexcept : rt_(rt ? &rt->impl() : nullptr), cancel_msg_(nullptr) {
   if (rt_) rt_->add_ref();
 }
 
@@ -107,33 +109,43 @@ FutureCore::~FutureCore() {
   // callbacks and wrap_future followers (which do not keep their source
   // alive). Firing them lets each clean up; they see kPending.
   waiters_.close_and_fire(nullptr);
-  delete cancel_msg_;
+  // No completer can be running: it holds a reference.
+  const Status s = status();
+  if (s == kError) {
+    error_.~exception_ptr();
+  } else if (s == kCancelled) {
+    delete cancel_msg_;
+  }
   if (rt_) rt_->release();
 }
 
 const std::string& FutureCore::cancel_message() const noexcept {
   static const std::string empty;
-  return cancel_msg_ ? *cancel_msg_ : empty;
+  return status() == kCancelled && cancel_msg_ ? *cancel_msg_ : empty;
 }
 
 bool FutureCore::begin_set() noexcept {
-  std::uint32_t expected = kPending;
-  return status_.compare_exchange_strong(expected, kSetting, std::memory_order_acq_rel);
+  std::uint32_t s = status_.load(std::memory_order_relaxed);
+  do {
+    if ((s & kStatusMask) != kPending) return false;
+  } while (!status_.compare_exchange_weak(s, (s & kSleepers) | kSetting, std::memory_order_acq_rel,
+                                          std::memory_order_relaxed));
+  return true;
 }
 
 void FutureCore::finish_set(Status s) noexcept {
-  status_.store(s, std::memory_order_seq_cst);
+  const std::uint32_t was = status_.exchange(s, std::memory_order_seq_cst);
   // Whoever completes holds a reference (a Promise, a Future, or the awaiter
   // whose task is being cancelled), so the state outlives the firing even if
   // a woken waiter drops its own reference at once.
   waiters_.close_and_fire(nullptr);
-  if (sleepers_.load(std::memory_order_seq_cst) != 0) futex_wake_all(&status_);
+  if (was & kSleepers) futex_wake_all(&status_);
 }
 
 void FutureCore::set_exception(std::exception_ptr e) {
   if (!e) throw std::invalid_argument("weft::Promise::set_exception: null exception_ptr");
   if (!begin_set()) throw InvalidStateError("weft::Promise::set_exception: future already done");
-  error_ = std::move(e);
+  ::new (static_cast<void*>(&error_)) std::exception_ptr(std::move(e));
   finish_set(kError);
 }
 
@@ -185,14 +197,13 @@ bool FutureCore::wait_blocking(std::int64_t deadline_ns) const {
         "instead)");
   auto* self = const_cast<FutureCore*>(this);
   for (;;) {
-    std::uint32_t s = status_.load(std::memory_order_acquire);
-    if (s >= kValue) return true;
-    self->sleepers_.fetch_add(1, std::memory_order_seq_cst);
-    s = status_.load(std::memory_order_seq_cst);
-    bool in_time = true;
-    if (s < kValue) in_time = futex_wait(&status_, s, deadline_ns);
-    self->sleepers_.fetch_sub(1, std::memory_order_seq_cst);
-    if (!in_time && status_.load(std::memory_order_acquire) < kValue) return false;
+    if (done()) return true;
+    // The flag stays set once raised (another thread may still sleep): at
+    // worst one futex call too many for this future's completer.
+    const std::uint32_t s =
+        self->status_.fetch_or(kSleepers, std::memory_order_seq_cst) | kSleepers;
+    if ((s & kStatusMask) >= kValue) return true;
+    if (!futex_wait(&status_, s, deadline_ns) && !done()) return false;
   }
 }
 

@@ -93,7 +93,7 @@ class FutureCore {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
   Status status() const noexcept {
-    return static_cast<Status>(status_.load(std::memory_order_acquire));
+    return static_cast<Status>(status_.load(std::memory_order_acquire) & kStatusMask);
   }
   bool done() const noexcept { return status() >= kValue; }
 
@@ -101,8 +101,9 @@ class FutureCore {
   bool begin_set() noexcept;
   /// Publishes the outcome and fires waiters; call after begin_set().
   void finish_set(Status s) noexcept;
-  /// Gives back a claim taken by begin_set() (the value's constructor threw).
-  void abort_set() noexcept { status_.store(kPending, std::memory_order_release); }
+  /// Gives back a claim taken by begin_set() (the value's constructor threw),
+  /// keeping the sleepers' flag.
+  void abort_set() noexcept { status_.fetch_and(kSleepers, std::memory_order_acq_rel); }
   void set_exception(std::exception_ptr e);  // InvalidStateError if done
   bool cancel(const std::string& msg);       // false if done
   /// Throws the stored error / CancelledError; returns if it holds a value.
@@ -122,24 +123,39 @@ class FutureCore {
   RuntimeImpl* runtime_impl() const noexcept { return rt_; }
 
  private:
+  // status_ holds a Status in its low bits and kSleepers, set by a thread
+  // about to block in get() so that completing a future nobody blocks on
+  // costs no futex call.
+  static constexpr std::uint32_t kStatusMask = 0xff;
+  static constexpr std::uint32_t kSleepers = 0x100;
+
   // Every pending future costs these bytes (a million idle tasks each wait on
-  // one), so the layout is packed: the cancel message, rare, lives on the
-  // heap; sleepers_ comes last so that a small value (FutureState<void>'s
-  // flag) fits in the tail padding. 56 bytes for Future<void>.
+  // one), so the layout is packed: the outcome that is not a value shares
+  // one word (the exception of kError, or the cancel message of kCancelled,
+  // on the heap as it is rare; status_ says which), the sleepers are a flag
+  // in the status word, and Future<void> stores no value at all (kValue
+  // says it all). 40 bytes for Future<void>.
   std::atomic<std::uint32_t> refs_{1};
   std::atomic<std::uint32_t> status_{kPending};  // also the futex word of get()
   WaiterList waiters_;
   RuntimeImpl* rt_;  // counted reference, may be null
-  std::exception_ptr error_;
-  std::string* cancel_msg_ = nullptr;  // set before kCancelled is published; null: empty
-  std::atomic<std::uint32_t> sleepers_{0};
+  union {
+    std::exception_ptr error_;  // kError: constructed by set_exception
+    std::string* cancel_msg_;   // kCancelled: set before it is published; null: empty
+  };
 };
 
 template <class T>
 class FutureState final : public FutureCore {
  public:
   using FutureCore::FutureCore;
-  std::optional<std::conditional_t<std::is_void_v<T>, bool, T>> value;
+  std::optional<T> value;
+};
+
+template <>
+class FutureState<void> final : public FutureCore {
+ public:
+  using FutureCore::FutureCore;
 };
 
 struct FutureWaiter : WaitNode, Suspension {
@@ -300,9 +316,7 @@ class Promise {
   template <class... A>
   void set_result(A&&... v) {
     if (!s_->begin_set()) throw InvalidStateError("weft::Promise::set_result: future already done");
-    if constexpr (std::is_void_v<T>) {
-      s_->value.emplace(true);
-    } else {
+    if constexpr (!std::is_void_v<T>) {
       try {
         s_->value.emplace(std::forward<A>(v)...);
       } catch (...) {
