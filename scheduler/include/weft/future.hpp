@@ -258,15 +258,17 @@ class Future {
     return s_->remove_done_callback(h.node());
   }
 
+  // Lives in the awaiting coroutine's frame, so it holds the state once
+  // (w.core), not twice: a million idle tasks each carry one.
   struct Awaiter {
-    detail::FutureState<T>* s;
     detail::FutureWaiter w;
-    bool await_ready() const noexcept { return s->done(); }
-    bool await_suspend(std::coroutine_handle<> h) {
-      w.core = s;
-      return detail::future_await_suspend(&w, h);
+    detail::FutureState<T>* state() const noexcept {
+      return static_cast<detail::FutureState<T>*>(w.core);
     }
+    bool await_ready() const noexcept { return w.core->done(); }
+    bool await_suspend(std::coroutine_handle<> h) { return detail::future_await_suspend(&w, h); }
     T await_resume() {
+      detail::FutureState<T>* s = state();
       // One cancel request yields one CancelledError (see JoinHandle).
       if (s->status() == detail::FutureCore::kCancelled)
         (void)detail::take_pending_cancel(detail::current_header());
@@ -276,7 +278,11 @@ class Future {
   };
   /// Waits for the future from a task; yields a copy of the value (§B 20:
   /// awaiting a done future does not suspend).
-  Awaiter operator co_await() const noexcept { return Awaiter{s_, {}}; }
+  Awaiter operator co_await() const noexcept {
+    Awaiter a;
+    a.w.core = s_;
+    return a;
+  }
 
  private:
   friend class Promise<T>;
