@@ -100,7 +100,8 @@ void future_callback_fire(WaitNode* n, TaskHeader*) noexcept {
 
 }  // namespace
 
-FutureCore::FutureCore(Runtime* rt) noexcept : rt_(rt ? &rt->impl() : nullptr), cancel_msg_(nullptr) {
+FutureCore::FutureCore(Runtime* rt) noexcept
+    : rt_(rt ? &rt->impl() : nullptr), cancel_msg_(nullptr) {
   if (rt_) rt_->add_ref();
 }
 

@@ -5,6 +5,7 @@
 #include <cassert>
 #include <cstdio>
 #include <typeinfo>
+#include <unordered_map>
 #include <weft/join_handle.hpp>
 #include <weft/runtime.hpp>
 
@@ -17,11 +18,17 @@ thread_local constinit void* tl_next_coroutine = nullptr;
 
 namespace {
 
-// Cold per-task data (name, cancel message) is guarded by one of a few
-// striped spin locks, chosen by the header's address: cancel() may race with
-// the task reading its message, and these paths are rare.
+// Cold per-task data (name, cancel message) lives in a side table, split in
+// stripes chosen by the header's address, each a map under a spin lock:
+// cancel() may race with the task reading its message, and these paths are
+// rare. A task with an entry has kHasExtras set, so the common task (no
+// name, never cancelled with a message) costs no lookup, not even when its
+// frame is freed.
 struct alignas(64) Stripe {
   std::atomic<bool> lock{false};
+  // Created on first use and never destroyed: a task may be released
+  // during static destruction.
+  std::unordered_map<const TaskHeader*, TaskExtras*>* map = nullptr;
 };
 Stripe g_stripes[64];
 struct StripeGuard {
@@ -35,13 +42,44 @@ struct StripeGuard {
   Stripe& s;
 };
 
+/// The task's extras, created if it has none. Throws std::bad_alloc.
 TaskExtras* extras_of(TaskHeader* t) {
-  TaskExtras* e = t->extras.load(std::memory_order_acquire);
-  if (e) return e;
-  auto* fresh = new TaskExtras();
-  if (t->extras.compare_exchange_strong(e, fresh, std::memory_order_acq_rel)) return fresh;
-  delete fresh;
-  return e;
+  StripeGuard g(t);
+  if (g.s.map == nullptr) g.s.map = new std::unordered_map<const TaskHeader*, TaskExtras*>();
+  auto [it, fresh] = g.s.map->try_emplace(t, nullptr);
+  if (fresh) {
+    try {
+      it->second = new TaskExtras();
+    } catch (...) {
+      g.s.map->erase(it);
+      throw;
+    }
+    t->state.fetch_or(TaskHeader::kHasExtras, std::memory_order_release);
+  }
+  return it->second;
+}
+
+/// The task's extras, or null if it has none. The pointer stays valid while
+/// the task lives.
+TaskExtras* find_extras(const TaskHeader* t) noexcept {
+  if (!(t->state.load(std::memory_order_acquire) & TaskHeader::kHasExtras)) return nullptr;
+  StripeGuard g(t);
+  auto it = g.s.map->find(t);
+  return it == g.s.map->end() ? nullptr : it->second;
+}
+
+/// Deletes the task's extras, if any (its last reference is going).
+void drop_extras(const TaskHeader* t) noexcept {
+  if (!(t->state.load(std::memory_order_relaxed) & TaskHeader::kHasExtras)) return;
+  TaskExtras* e = nullptr;
+  {
+    StripeGuard g(t);
+    auto it = g.s.map->find(t);
+    if (it == g.s.map->end()) return;
+    e = it->second;
+    g.s.map->erase(it);
+  }
+  delete e;
 }
 
 void default_report(const ExceptionContext& ctx) {
@@ -67,7 +105,7 @@ namespace {
 // Names the task in the report: its handle cannot be passed (there is none
 // left, or it is being destroyed).
 ExceptionContext never_retrieved(TaskHeader* t) {
-  TaskExtras* e = t->extras.load(std::memory_order_acquire);
+  TaskExtras* e = find_extras(t);
   std::string name = e && !e->name.empty() ? e->name : "Task-" + std::to_string(t->id);
   return {"Task exception was never retrieved (task " + name + ")", task_error(t), TaskRef()};
 }
@@ -97,7 +135,7 @@ bool take_weft_cancel(const std::exception_ptr& e) noexcept {
 }
 
 std::string cancel_message(const TaskHeader* t) {
-  TaskExtras* e = t->extras.load(std::memory_order_acquire);
+  TaskExtras* e = find_extras(t);
   if (!e) return {};
   StripeGuard g(t);
   return e->cancel_message;
@@ -139,7 +177,10 @@ void init_spawned(TaskHeader* h, std::coroutine_handle<> root, Runtime* rt, std:
 }
 
 void schedule_spawned(TaskHeader* h) {
-  h->state.store(TaskHeader::kScheduled, std::memory_order_release);
+  // Not published yet: only init_spawned wrote the state (kHasExtras).
+  h->state.store(
+      TaskHeader::kScheduled | (h->state.load(std::memory_order_relaxed) & TaskHeader::kHasExtras),
+      std::memory_order_release);
   Worker* w = Worker::current();
   if (w != nullptr && &w->rt().facade == h->runtime) {
     bump(const_cast<Counters&>(w->counters()).tasks_spawned);
@@ -198,7 +239,8 @@ void complete_wait(TaskHeader* t) noexcept { wake_with(t, TaskHeader::kWaitDone)
 bool request_cancel(TaskHeader* t, const std::string* msg) noexcept {
   if (t->state.load(std::memory_order_acquire) & TaskHeader::kComplete) return false;
   t->cancelling.fetch_add(1, std::memory_order_acq_rel);
-  if (msg != nullptr && (!msg->empty() || t->extras.load(std::memory_order_acquire))) {
+  if (msg != nullptr &&
+      (!msg->empty() || (t->state.load(std::memory_order_acquire) & TaskHeader::kHasExtras))) {
     try {
       TaskExtras* e = extras_of(t);
       StripeGuard g(t);
@@ -275,7 +317,7 @@ void release_ref(TaskHeader* t) noexcept {
       // No memory to describe it: nothing more can be done.
     }
   }
-  delete t->extras.load(std::memory_order_relaxed);
+  drop_extras(t);
   reinterpret_cast<PromiseBase*>(t)->continuation.destroy();
 }
 
@@ -419,7 +461,7 @@ std::exception_ptr TaskRef::exception() const {
 
 std::string TaskRef::name() const {
   if (!h_) return {};
-  detail::TaskExtras* e = h_->extras.load(std::memory_order_acquire);
+  detail::TaskExtras* e = detail::find_extras(h_);
   if (e && !e->name.empty()) return e->name;
   return "Task-" + std::to_string(h_->id);
 }

@@ -130,8 +130,7 @@ TaskHeader* Worker::pop_inject_batch() noexcept {
   std::uint32_t max = LocalQueue::kCapacity / 2;
   if (max > room) max = room;
   if (max == 0) max = 1;
-  TaskHeader* list =
-      rt_.inject.pop_batch(max, static_cast<std::uint32_t>(rt_.workers.size()), &n);
+  TaskHeader* list = rt_.inject.pop_batch(max, static_cast<std::uint32_t>(rt_.workers.size()), &n);
   if (list == nullptr) return nullptr;
   bump(m_.global_polls, n);
   TaskHeader* first = list;

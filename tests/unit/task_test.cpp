@@ -78,8 +78,7 @@ TEST_CASE("C23 spawn runs none of the body synchronously, tasks start in creatio
 // Spawns from a thread outside the runtime, and a worker's overflow, go
 // through the injection queue (scheduler/src/inject_queue.hpp), whose
 // producers push onto a stack that the worker reverses: order must survive.
-TEST_CASE("C23 tasks spawned from a thread outside the runtime start in creation order",
-          "[task]") {
+TEST_CASE("C23 tasks spawned from a thread outside the runtime start in creation order", "[task]") {
   // Fewer than one batch a worker takes from the injection queue (half its
   // local queue): with more, the worker's periodic look at the injection
   // queue interleaves batches, as Tokio's does.

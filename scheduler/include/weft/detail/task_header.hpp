@@ -126,6 +126,8 @@ struct InboxItem {
 };
 
 /// Cold per-task data, allocated on first use (a name, a cancel message).
+/// Kept in a side table keyed by the header (task.cpp), not in the header:
+/// most tasks have none, and every task would pay the pointer.
 struct TaskExtras {
   std::string name;
   std::string cancel_message;
@@ -147,6 +149,9 @@ struct TaskHeader {
   // The body ended with a CancelledError (set and read by the thread running
   // the task, between unhandled_exception and the final suspend).
   static constexpr std::uint32_t kThrewCancel = 1u << 11;
+  // The task has an entry in the side table of TaskExtras (task.cpp); set
+  // once, never cleared while the task lives.
+  static constexpr std::uint32_t kHasExtras = 1u << 12;
   // Bits 16..31: 1 + the index of the worker that last took the task to run
   // (0: none yet), written by that worker's scheduled -> running CAS; read
   // by wakers for the remote_wakes metric only.
@@ -165,11 +170,11 @@ struct TaskHeader {
   // kept in the promise's continuation slot, which a spawned task does not
   // use: see init_spawned.)
   Runtime* runtime = nullptr;
-  std::atomic<TaskExtras*> extras{nullptr};
   std::atomic<std::int32_t> cancelling{0};
   // Also names the registry shard: id & (shards - 1) (see init_spawned).
   // The worker that last ran the task is kept in the state word's upper
-  // half (kLastWorkerShift), so the header is 80 bytes.
+  // half (kLastWorkerShift) and the cold data in a side table (kHasExtras),
+  // so the header is 72 bytes.
   std::uint32_t id = 0;
 };
 
