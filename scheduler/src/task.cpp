@@ -298,9 +298,16 @@ void complete_task(TaskHeader* t, bool threw, bool threw_cancel) noexcept {
 }
 
 void release_ref(TaskHeader* t) noexcept {
-  if (t->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-  // The last reference: nobody else can reach the task (the registry lists
-  // only tasks with a reference of its own or a worker's), so a plain load.
+  // A count of 1 is our reference alone, and none can be added any more:
+  // the registry lists only tasks that still hold their own reference (or
+  // a worker's, taken to unlink them later), and a new reference is made
+  // only from the registry or from an existing one. So the last release
+  // reads the count instead of a locked decrement (one per task: the
+  // worker's batch or the JoinHandle, whichever goes last).
+  if (t->refs.load(std::memory_order_acquire) != 1 &&
+      t->refs.fetch_sub(1, std::memory_order_acq_rel) != 1)
+    return;
+  // The last reference: nobody else can reach the task, so a plain load.
   const std::uint32_t s = t->state.load(std::memory_order_acquire);
   if ((s & TaskHeader::kOutcomeError) && !(s & TaskHeader::kRetrieved)) {
     try {
