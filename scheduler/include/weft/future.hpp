@@ -90,7 +90,11 @@ class FutureCore {
 
   void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
   void release() noexcept {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+    // A count of 1 is this reference alone; another is made only by copying
+    // a counted one, so the last release reads instead of a locked decrement.
+    if (refs_.load(std::memory_order_acquire) == 1 ||
+        refs_.fetch_sub(1, std::memory_order_acq_rel) == 1)
+      delete this;
   }
   Status status() const noexcept {
     return static_cast<Status>(status_.load(std::memory_order_acquire) & kStatusMask);
