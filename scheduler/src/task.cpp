@@ -190,6 +190,35 @@ void schedule_spawned(TaskHeader* h) {
   }
 }
 
+bool spawn_here(TaskHeader* h, std::coroutine_handle<> root, std::string_view name) {
+  // weft::spawn's path: init_spawned and schedule_spawned for the calling
+  // worker, with one look at the thread's worker instead of three.
+  Worker* w = Worker::current();
+  if (w == nullptr) return false;
+  RuntimeImpl& impl = w->rt();
+  if (!name.empty()) {
+    TaskExtras* e = extras_of(h);  // may throw: nothing else is set up yet
+    try {
+      e->name = std::string(name);
+    } catch (...) {
+      drop_extras(h);
+      throw;
+    }
+  }
+  h->runtime = &impl.facade;  // marks the task spawned (PromiseBase::spawned)
+  reinterpret_cast<PromiseBase*>(h)->continuation = root;
+  h->resume_point = root;
+  h->id = w->next_task_id();
+  h->refs.store(2, std::memory_order_relaxed);  // its own and the JoinHandle's
+  impl.registry_insert(h, w->index_value());
+  h->state.store(
+      TaskHeader::kScheduled | (h->state.load(std::memory_order_relaxed) & TaskHeader::kHasExtras),
+      std::memory_order_release);
+  bump(const_cast<Counters&>(w->counters()).tasks_spawned);
+  w->push_back(h, true);
+  return true;
+}
+
 void runtime_spawn(Runtime* rt, TaskHeader* h, std::coroutine_handle<> root,
                    std::string_view name) {
   init_spawned(h, root, rt, name);

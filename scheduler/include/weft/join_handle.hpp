@@ -63,6 +63,10 @@ namespace detail {
 /// and the JoinHandle's, which the caller adopts).
 void init_spawned(TaskHeader* h, std::coroutine_handle<> root, Runtime* rt, std::string_view name);
 void schedule_spawned(TaskHeader* h);
+/// Both for the calling worker (weft::spawn): false, touching nothing, if
+/// the thread is not a worker. Throws std::bad_alloc (the name) with the
+/// task not yet published.
+bool spawn_here(TaskHeader* h, std::coroutine_handle<> root, std::string_view name);
 Runtime* current_runtime() noexcept;
 void post_done_callback(TaskHeader* h, CallbackNode* cb);
 [[noreturn]] void throw_no_loop(const char* what);
@@ -203,15 +207,15 @@ class JoinHandle : public TaskRef {
 /// std::invalid_argument for an empty Task.
 template <class T>
 JoinHandle<T> spawn(Task<T> task, SpawnOptions opts = {}) {
-  Runtime* rt = detail::current_runtime();
-  if (rt == nullptr) detail::throw_no_loop("spawn");
-  if (!task.valid()) throw std::invalid_argument("weft::spawn: empty Task");
-  auto h = task.release();
-  detail::TaskHeader* hdr = &h.promise().header;
-  detail::init_spawned(hdr, h, rt, opts.name);  // two references: the task's and ours
-  JoinHandle<T> jh(hdr, /*adopt=*/true);
-  detail::schedule_spawned(hdr);
-  return jh;
+  if (!task.valid()) {
+    if (detail::current_runtime() == nullptr) detail::throw_no_loop("spawn");
+    throw std::invalid_argument("weft::spawn: empty Task");
+  }
+  detail::TaskHeader* hdr = &task.handle().promise().header;
+  // Two references on success: the task's own and the handle's (adopted).
+  if (!detail::spawn_here(hdr, task.handle(), opts.name)) detail::throw_no_loop("spawn");
+  (void)task.release();
+  return JoinHandle<T>(hdr, /*adopt=*/true);
 }
 
 /// The task running on the calling thread (empty between tasks, e.g. in a

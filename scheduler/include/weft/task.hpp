@@ -196,6 +196,8 @@ class [[nodiscard]] Task {
 
   /// Gives up ownership of the coroutine (used by spawn).
   std::coroutine_handle<promise_type> release() noexcept { return std::exchange(h_, {}); }
+  /// The coroutine, still owned (used by spawn).
+  std::coroutine_handle<promise_type> handle() const noexcept { return h_; }
 
  private:
   void reset() noexcept {
