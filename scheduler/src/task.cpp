@@ -26,8 +26,8 @@ namespace {
 // frame is freed.
 struct alignas(64) Stripe {
   std::atomic<bool> lock{false};
-  // Created on first use and never destroyed: a task may be released
-  // during static destruction.
+  // Created when a task of this stripe gets extras, deleted when the last
+  // goes (never by static destruction: a task may be released after it).
   std::unordered_map<const TaskHeader*, TaskExtras*>* map = nullptr;
 };
 Stripe g_stripes[64];
@@ -64,6 +64,7 @@ TaskExtras* extras_of(TaskHeader* t) {
 TaskExtras* find_extras(const TaskHeader* t) noexcept {
   if (!(t->state.load(std::memory_order_acquire) & TaskHeader::kHasExtras)) return nullptr;
   StripeGuard g(t);
+  if (g.s.map == nullptr) return nullptr;
   auto it = g.s.map->find(t);
   return it == g.s.map->end() ? nullptr : it->second;
 }
@@ -74,10 +75,16 @@ void drop_extras(const TaskHeader* t) noexcept {
   TaskExtras* e = nullptr;
   {
     StripeGuard g(t);
+    if (g.s.map == nullptr) return;
     auto it = g.s.map->find(t);
     if (it == g.s.map->end()) return;
     e = it->second;
     g.s.map->erase(it);
+    if (g.s.map->empty()) {
+      // Its buckets would stay sized for the largest crowd of named tasks.
+      delete g.s.map;
+      g.s.map = nullptr;
+    }
   }
   delete e;
 }
