@@ -360,7 +360,7 @@ void release_ref(TaskHeader* t) noexcept {
       // No memory to describe it: nothing more can be done.
     }
   }
-  drop_extras(t);
+  if (s & TaskHeader::kHasExtras) drop_extras(t);  // the common task has none: no call
   reinterpret_cast<PromiseBase*>(t)->continuation.destroy();
 }
 
