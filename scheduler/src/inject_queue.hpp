@@ -36,10 +36,9 @@ class InjectQueue {
   /// Any thread. Never blocks.
   void push(TaskHeader* t) noexcept { link(t, t); }
 
-  /// Any thread. Appends the list first..last (linked through next) of n
-  /// tasks, in order.
-  void push_list(TaskHeader* first, TaskHeader* last, std::uint32_t n) noexcept {
-    (void)n;
+  /// Any thread. Appends the list first..last (linked through next), in
+  /// order.
+  void push_list(TaskHeader* first, TaskHeader* last) noexcept {
     if (first == last) {
       push(first);
       return;

@@ -81,8 +81,8 @@ void RuntimeImpl::wait_remote_quiescent() const noexcept {
   while (remote_users.load(std::memory_order_acquire) != 0) std::this_thread::yield();
 }
 
-void RuntimeImpl::push_inject_list(TaskHeader* first, TaskHeader* last, std::uint32_t n) noexcept {
-  inject.push_list(first, last, n);
+void RuntimeImpl::push_inject_list(TaskHeader* first, TaskHeader* last) noexcept {
+  inject.push_list(first, last);
 }
 
 void RuntimeImpl::notify_parked(Worker* from, bool local) noexcept {
@@ -109,9 +109,9 @@ void RuntimeImpl::notify_parked(Worker* from, bool local) noexcept {
   num_searching.fetch_sub(1, std::memory_order_acq_rel);  // nobody to wake
 }
 
-void RuntimeImpl::registry_insert(TaskHeader* t, unsigned /*shard*/) noexcept {
+void RuntimeImpl::registry_insert(TaskHeader* t) noexcept {
   // The shard is shard_of(id), at insertion and removal alike: ids are
-  // handed out so that this is the spawning worker's shard (init_spawned),
+  // handed out so that this is the spawning worker's shard (spawn_on),
   // and if a 32-bit id sequence wraps the two still agree.
   RegistryShard& s = shards[shard_of(t->id)];
   s.acquire();

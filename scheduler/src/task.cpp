@@ -160,51 +160,16 @@ Runtime* current_runtime() noexcept {
   return w ? &w->rt().facade : nullptr;
 }
 
-void init_spawned(TaskHeader* h, std::coroutine_handle<> root, Runtime* rt, std::string_view name) {
-  RuntimeImpl& impl = rt->impl();
-  h->runtime = rt;  // marks the task spawned (PromiseBase::spawned)
-  // The promise's continuation slot holds the task's own coroutine.
-  reinterpret_cast<PromiseBase*>(h)->continuation = root;
-  h->resume_point = root;
-  Worker* w = Worker::current();
-  unsigned shard;
-  if (w != nullptr && &w->rt() == &impl) {
-    h->id = w->next_task_id();
-    shard = w->index_value();
-  } else {
-    h->id = impl.foreign_ids.fetch_add(1, std::memory_order_relaxed) * impl.num_shards +
-            impl.num_shards - 1;
-    shard = impl.num_shards - 1;
-  }
-  if (!name.empty()) extras_of(h)->name = std::string(name);
-  // The task's own reference and its JoinHandle's, set before the task is
-  // published (schedule_spawned), so a plain store does.
-  h->refs.store(2, std::memory_order_relaxed);
-  impl.registry_insert(h, shard);
-}
-
-void schedule_spawned(TaskHeader* h) {
-  // Not published yet: only init_spawned wrote the state (kHasExtras).
-  h->state.store(
-      TaskHeader::kScheduled | (h->state.load(std::memory_order_relaxed) & TaskHeader::kHasExtras),
-      std::memory_order_release);
-  Worker* w = Worker::current();
-  if (w != nullptr && &w->rt().facade == h->runtime) {
-    bump(const_cast<Counters&>(w->counters()).tasks_spawned);
-    w->push_back(h, true);
-  } else {
-    h->runtime->impl().schedule_remote(h);
-  }
-}
-
-bool spawn_here(TaskHeader* h, std::coroutine_handle<> root, std::string_view name) {
-  // weft::spawn's path: init_spawned and schedule_spawned for the calling
-  // worker, with one look at the thread's worker instead of three.
-  Worker* w = Worker::current();
-  if (w == nullptr) return false;
-  RuntimeImpl& impl = w->rt();
+namespace {
+// Sets up and publishes a spawned task with two references (its own and
+// the JoinHandle's, which the caller adopts). `w`: the calling thread's
+// worker if it belongs to `impl`, else null (the task then goes through the
+// injection queue). Throws std::bad_alloc (the name) before anything is set
+// up, so the caller still owns the coroutine.
+void spawn_on(RuntimeImpl& impl, Worker* w, TaskHeader* h, std::coroutine_handle<> root,
+              std::string_view name) {
   if (!name.empty()) {
-    TaskExtras* e = extras_of(h);  // may throw: nothing else is set up yet
+    TaskExtras* e = extras_of(h);
     try {
       e->name = std::string(name);
     } catch (...) {
@@ -213,23 +178,44 @@ bool spawn_here(TaskHeader* h, std::coroutine_handle<> root, std::string_view na
     }
   }
   h->runtime = &impl.facade;  // marks the task spawned (PromiseBase::spawned)
+  // The promise's continuation slot holds the task's own coroutine.
   reinterpret_cast<PromiseBase*>(h)->continuation = root;
   h->resume_point = root;
-  h->id = w->next_task_id();
-  h->refs.store(2, std::memory_order_relaxed);  // its own and the JoinHandle's
-  impl.registry_insert(h, w->index_value());
+  // The id names the registry shard: the spawning worker's, or the last
+  // one for spawns from outside (see RuntimeImpl::registry_insert).
+  if (w != nullptr) {
+    h->id = w->next_task_id();
+  } else {
+    h->id = impl.foreign_ids.fetch_add(1, std::memory_order_relaxed) * impl.num_shards +
+            impl.num_shards - 1;
+  }
+  // Not published yet, so plain stores do (the state may hold kHasExtras).
+  h->refs.store(2, std::memory_order_relaxed);
+  impl.registry_insert(h);
   h->state.store(
       TaskHeader::kScheduled | (h->state.load(std::memory_order_relaxed) & TaskHeader::kHasExtras),
       std::memory_order_release);
-  bump(const_cast<Counters&>(w->counters()).tasks_spawned);
-  w->push_back(h, true);
+  if (w != nullptr) {
+    bump(const_cast<Counters&>(w->counters()).tasks_spawned);
+    w->push_back(h, true);
+  } else {
+    impl.schedule_remote(h);
+  }
+}
+}  // namespace
+
+bool spawn_here(TaskHeader* h, std::coroutine_handle<> root, std::string_view name) {
+  Worker* w = Worker::current();
+  if (w == nullptr) return false;
+  spawn_on(w->rt(), w, h, root, name);
   return true;
 }
 
 void runtime_spawn(Runtime* rt, TaskHeader* h, std::coroutine_handle<> root,
                    std::string_view name) {
-  init_spawned(h, root, rt, name);
-  schedule_spawned(h);
+  RuntimeImpl& impl = rt->impl();
+  Worker* w = Worker::current();
+  spawn_on(impl, w != nullptr && &w->rt() == &impl ? w : nullptr, h, root, name);
 }
 
 namespace {

@@ -98,10 +98,10 @@ void Worker::push_back(TaskHeader* t, bool spawned) noexcept {
     TaskHeader* first = queue_.take_half_for_overflow(&last);
     if (first != nullptr) {
       last->next = t;
-      rt_.push_inject_list(first, t, LocalQueue::kCapacity / 2 + 1);
+      rt_.push_inject_list(first, t);
       bump(m_.overflows);
     } else if (!queue_.push(t)) {
-      rt_.push_inject_list(t, t, 1);
+      rt_.push_inject_list(t, t);
       bump(m_.overflows);
     }
   }
@@ -137,7 +137,7 @@ TaskHeader* Worker::pop_inject_batch() noexcept {
   list = list->next;
   while (list) {
     TaskHeader* next = list->next;
-    if (!queue_.push(list)) rt_.push_inject_list(list, list, 1);
+    if (!queue_.push(list)) rt_.push_inject_list(list, list);
     list = next;
   }
   first->next = nullptr;
@@ -277,12 +277,8 @@ void Worker::requeue_deferred() noexcept {
     if (!queue_.push(t)) {
       // The rest goes to the injection queue in one batch.
       TaskHeader* last = t;
-      std::uint32_t n = 1;
-      while (last->next) {
-        last = last->next;
-        ++n;
-      }
-      rt_.push_inject_list(t, last, n);
+      while (last->next) last = last->next;
+      rt_.push_inject_list(t, last);
       bump(m_.overflows);
       break;
     }

@@ -333,13 +333,13 @@ class RuntimeImpl {
   void stop_workers();
 
   void schedule_remote(TaskHeader* t) noexcept;  // from a non-worker thread
-  void push_inject_list(TaskHeader* first, TaskHeader* last, std::uint32_t n) noexcept;
+  void push_inject_list(TaskHeader* first, TaskHeader* last) noexcept;
   /// After making work available: wake a parked worker if none searches.
   /// Wakes a parked worker to search, unless one is searching already.
   /// `local`: `from` spawned the work into its own local queue.
   void notify_parked(Worker* from, bool local = false) noexcept;
 
-  void registry_insert(TaskHeader* t, unsigned shard) noexcept;
+  void registry_insert(TaskHeader* t) noexcept;
   void registry_remove(TaskHeader* t) noexcept;
   /// Unlinks `list` (linked through `next`, every task of shard `s`) under
   /// one acquisition of the shard's lock, and zeroes `*pending` under it.
@@ -375,7 +375,7 @@ class RuntimeImpl {
   std::unique_ptr<RegistryShard[]> shards;
   unsigned num_shards = 0;  // a power of two
   unsigned shard_mask = 0;  // num_shards - 1
-  /// The registry shard of the task with this id (see init_spawned).
+  /// The registry shard of the task with this id (see spawn_on in task.cpp).
   unsigned shard_of(std::uint32_t id) const noexcept { return id & shard_mask; }
   ExecutorSlot executors;  // the default executor (executor.cpp), lazily
   // Registered on every worker's ring at start; null if none (one reference).

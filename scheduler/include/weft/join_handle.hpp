@@ -59,13 +59,10 @@ class TaskRef;
 
 namespace detail {
 // Defined in task.cpp / runtime.cpp.
-/// Prepares a spawned task's header; leaves it with two references (its own
-/// and the JoinHandle's, which the caller adopts).
-void init_spawned(TaskHeader* h, std::coroutine_handle<> root, Runtime* rt, std::string_view name);
-void schedule_spawned(TaskHeader* h);
-/// Both for the calling worker (weft::spawn): false, touching nothing, if
-/// the thread is not a worker. Throws std::bad_alloc (the name) with the
-/// task not yet published.
+/// Spawns on the calling worker (weft::spawn), leaving two references (the
+/// task's own and the JoinHandle's, which the caller adopts): false,
+/// touching nothing, if the thread is not a worker. Throws std::bad_alloc
+/// (the name) with nothing set up, so the caller still owns the coroutine.
 bool spawn_here(TaskHeader* h, std::coroutine_handle<> root, std::string_view name);
 Runtime* current_runtime() noexcept;
 void post_done_callback(TaskHeader* h, CallbackNode* cb);
@@ -203,8 +200,10 @@ class JoinHandle : public TaskRef {
 };
 
 /// Spawns `task` on the calling worker's runtime (asyncio.create_task).
-/// Throws RuntimeError("no running event loop") outside a worker, and
-/// std::invalid_argument for an empty Task.
+/// Threads: a worker of a runtime. Throws RuntimeError("no running event
+/// loop") outside a worker, std::invalid_argument for an empty Task, and
+/// std::bad_alloc if a name cannot be stored (the task is then destroyed
+/// unstarted).
 template <class T>
 JoinHandle<T> spawn(Task<T> task, SpawnOptions opts = {}) {
   if (!task.valid()) {

@@ -245,14 +245,17 @@ class Runtime {
   Runtime& operator=(const Runtime&) = delete;
 
   /// Spawns `task` (any thread). Throws RuntimeError after shutdown began,
-  /// std::invalid_argument for an empty Task.
+  /// std::invalid_argument for an empty Task, std::bad_alloc if a name
+  /// cannot be stored (the task is then destroyed unstarted).
   template <class T>
   JoinHandle<T> spawn(Task<T> task, SpawnOptions opts = {}) {
     if (!task.valid()) throw std::invalid_argument("weft::Runtime::spawn: empty Task");
     check_open();
-    auto h = task.release();
-    detail::TaskHeader* hdr = &h.promise().header;
-    detail::runtime_spawn(this, hdr, h, opts.name);  // two references: the task's and ours
+    detail::TaskHeader* hdr = &task.handle().promise().header;
+    // Two references: the task's own and ours (adopted). If this throws
+    // (std::bad_alloc for the name), `task` still owns the coroutine.
+    detail::runtime_spawn(this, hdr, task.handle(), opts.name);
+    (void)task.release();
     return JoinHandle<T>(hdr, /*adopt=*/true);
   }
 

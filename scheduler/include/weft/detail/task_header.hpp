@@ -168,10 +168,10 @@ struct TaskHeader {
   // The runtime of a spawned task; null while a Task is only awaited inline.
   // (The spawned coroutine itself, destroyed with the last reference, is
   // kept in the promise's continuation slot, which a spawned task does not
-  // use: see init_spawned.)
+  // use: see spawn_on in task.cpp.)
   Runtime* runtime = nullptr;
   std::atomic<std::int32_t> cancelling{0};
-  // Also names the registry shard: id & (shards - 1) (see init_spawned).
+  // Also names the registry shard: id & (shards - 1) (see spawn_on in task.cpp).
   // The worker that last ran the task is kept in the state word's upper
   // half (kLastWorkerShift) and the cold data in a side table (kHasExtras),
   // so the header is 72 bytes.
