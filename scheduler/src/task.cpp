@@ -178,8 +178,7 @@ void spawn_on(RuntimeImpl& impl, Worker* w, TaskHeader* h, std::coroutine_handle
     }
   }
   h->runtime = &impl.facade;  // marks the task spawned (PromiseBase::spawned)
-  // The promise's continuation slot holds the task's own coroutine.
-  reinterpret_cast<PromiseBase*>(h)->continuation = root;
+  assert(own_coroutine(h) == root && "the promise is not where own_coroutine looks");
   h->resume_point = root;
   // The id names the registry shard: the spawning worker's, or the last
   // one for spawns from outside (see RuntimeImpl::registry_insert).
@@ -347,7 +346,7 @@ void release_ref(TaskHeader* t) noexcept {
     }
   }
   if (s & TaskHeader::kHasExtras) drop_extras(t);  // the common task has none: no call
-  reinterpret_cast<PromiseBase*>(t)->continuation.destroy();
+  own_coroutine(t).destroy();
 }
 
 }  // namespace weft::detail

@@ -46,17 +46,38 @@ bool current_exception_is_cancel() noexcept;
 /// finished task need not keep the exception object alive.
 bool take_weft_cancel(const std::exception_ptr& e) noexcept;
 
-// Every spawned task carries this in its frame, so it is kept small: whether
-// the task is spawned is header.runtime != null, a CancelledError ending is a
-// state bit, and a spawned task's own handle (destroyed with its last
-// reference) lives in `continuation`, which only inline awaits use.
+// Every spawned task carries this in its frame, so it is nothing but the
+// header: whether the task is spawned is header.runtime != null, how it ended
+// is in the state word, its exception (if any) is kept in the header's
+// waiting_on word once the body is over (TaskHeader::error_slot), the
+// coroutine that awaits an inline Task in its registry link word (a spawned
+// task needs no caller, an inline one is never registered), and a spawned
+// task finds its own coroutine from the header's address (own_coroutine).
 struct PromiseBase {
   TaskHeader header;
-  std::coroutine_handle<> continuation;  // spawned: the task's own coroutine
-  std::exception_ptr error;
+
+  PromiseBase() noexcept = default;
+  PromiseBase(const PromiseBase&) = delete;
+  PromiseBase& operator=(const PromiseBase&) = delete;
+  ~PromiseBase() {
+    if (header.state.load(std::memory_order_relaxed) & TaskHeader::kErrorStored)
+      stored_error().~exception_ptr();
+  }
+
   bool spawned() const noexcept { return header.runtime != nullptr; }
   bool threw_cancel() const noexcept {
     return (header.state.load(std::memory_order_relaxed) & TaskHeader::kThrewCancel) != 0;
+  }
+  bool has_error() const noexcept {
+    return (header.state.load(std::memory_order_relaxed) & TaskHeader::kErrorStored) != 0;
+  }
+  // Only while kErrorStored is set.
+  std::exception_ptr& stored_error() noexcept {
+    return *std::launder(static_cast<std::exception_ptr*>(header.error_slot()));
+  }
+  void set_caller(std::coroutine_handle<> c) noexcept { header.inline_caller = c.address(); }
+  std::coroutine_handle<> caller() const noexcept {
+    return std::coroutine_handle<>::from_address(header.inline_caller);
   }
 
   static void* operator new(std::size_t n) { return frame_alloc(n); }
@@ -70,10 +91,11 @@ struct PromiseBase {
     void await_suspend(std::coroutine_handle<P> h) noexcept {
       PromiseBase& p = h.promise();
       if (p.spawned()) {
-        const bool cancel = p.threw_cancel();
-        complete_task(&p.header, p.error != nullptr || cancel, cancel);
+        const std::uint32_t s = p.header.state.load(std::memory_order_relaxed);
+        const bool cancel = (s & TaskHeader::kThrewCancel) != 0;
+        complete_task(&p.header, cancel || (s & TaskHeader::kErrorStored) != 0, cancel);
       } else {
-        hand_on(p.continuation);
+        hand_on(p.caller());
       }
     }
     void await_resume() const noexcept {}
@@ -81,28 +103,52 @@ struct PromiseBase {
   FinalAwaiter final_suspend() const noexcept { return {}; }
 
   void unhandled_exception() noexcept {
-    error = std::current_exception();
-    if (!current_exception_is_cancel()) return;
-    // Relaxed: only this thread reads it, at the final suspend (wakers CAS
-    // the same word concurrently; their CAS keeps the bit).
-    header.state.fetch_or(TaskHeader::kThrewCancel, std::memory_order_relaxed);
-    // A spawned task cancelled by weft keeps only the outcome bit and its
-    // cancel message: a million cancelled tasks must not pin a million
-    // exception objects until their handles go. (An inline task hands the
-    // exception on to its awaiter, so it keeps it.)
-    if (spawned() && take_weft_cancel(error)) error = nullptr;
+    std::exception_ptr e = std::current_exception();
+    std::uint32_t bits = 0;
+    if (current_exception_is_cancel()) {
+      bits |= TaskHeader::kThrewCancel;
+      // A spawned task cancelled by weft keeps only the outcome bit and its
+      // cancel message: a million cancelled tasks must not pin a million
+      // exception objects until their handles go. (An inline task hands the
+      // exception on to its awaiter, so it keeps it.)
+      if (spawned() && take_weft_cancel(e)) e = nullptr;
+    }
+    if (e) {
+      // The body is over: it waits on nothing, and never will again.
+      ::new (header.error_slot()) std::exception_ptr(std::move(e));
+      bits |= TaskHeader::kErrorStored;
+    }
+    // Relaxed: only this thread reads these bits before the final suspend
+    // publishes kComplete (release); wakers CAS the same word concurrently,
+    // and their CAS keeps the bits.
+    header.state.fetch_or(bits, std::memory_order_relaxed);
   }
 };
+
+static_assert(sizeof(PromiseBase) == sizeof(TaskHeader) && std::is_standard_layout_v<PromiseBase>,
+              "a task's promise adds nothing to its header (its frame is one allocation)");
 
 /// The exception a spawned task ended with (null for a value, and for a
 /// cancellation weft raised). The header is the first member of the
 /// standard-layout PromiseBase, so the two addresses are interconvertible.
-inline std::exception_ptr& task_error(TaskHeader* h) noexcept {
-  return reinterpret_cast<PromiseBase*>(h)->error;
+/// Only once the task is complete (or from the thread that ran it).
+inline std::exception_ptr task_error(TaskHeader* h) noexcept {
+  auto* p = reinterpret_cast<PromiseBase*>(h);
+  return p->has_error() ? p->stored_error() : std::exception_ptr();
+}
+
+/// A spawned task's coroutine, found from its header: the promise sits at
+/// a fixed offset in the frame for every promise aligned to 16 bytes or
+/// less, which TaskPromise checks (frames are only 16-aligned anyway).
+inline std::coroutine_handle<> own_coroutine(TaskHeader* h) noexcept {
+  return std::coroutine_handle<PromiseBase>::from_promise(*reinterpret_cast<PromiseBase*>(h));
 }
 
 template <class T>
 struct TaskPromise : PromiseBase {
+  static_assert(alignof(T) <= 16,
+                "weft::Task<T>: T aligned to more than 16 bytes is not supported (coroutine "
+                "frames are 16-aligned); return it in a std::unique_ptr");
   TaskPromise() noexcept {}
   ~TaskPromise() {
     if (has_value) value.~T();
@@ -114,7 +160,7 @@ struct TaskPromise : PromiseBase {
     has_value = true;
   }
   T& get() & {
-    if (error) std::rethrow_exception(error);
+    if (has_error()) std::rethrow_exception(stored_error());
     return value;
   }
   union {
@@ -128,7 +174,7 @@ struct TaskPromise<T&> : PromiseBase {
   Task<T&> get_return_object() noexcept;
   void return_value(T& v) noexcept { value = std::addressof(v); }
   T& get() {
-    if (error) std::rethrow_exception(error);
+    if (has_error()) std::rethrow_exception(stored_error());
     return *value;
   }
   T* value = nullptr;
@@ -139,7 +185,7 @@ struct TaskPromise<void> : PromiseBase {
   Task<void> get_return_object() noexcept;
   void return_void() noexcept {}
   void get() {
-    if (error) std::rethrow_exception(error);
+    if (has_error()) std::rethrow_exception(stored_error());
   }
 };
 
@@ -172,7 +218,7 @@ class [[nodiscard]] Task {
     std::coroutine_handle<promise_type> h;
     bool await_ready() const noexcept { return false; }
     void await_suspend(std::coroutine_handle<> parent) noexcept {
-      h.promise().continuation = parent;
+      h.promise().set_caller(parent);
       detail::hand_on(h);
     }
     T await_resume() {

@@ -152,6 +152,10 @@ struct TaskHeader {
   // The task has an entry in the side table of TaskExtras (task.cpp); set
   // once, never cleared while the task lives.
   static constexpr std::uint32_t kHasExtras = 1u << 12;
+  // The body ended with an exception that the task keeps (see error_slot);
+  // set by the thread running the task, in unhandled_exception, before the
+  // final suspend publishes kComplete.
+  static constexpr std::uint32_t kErrorStored = 1u << 13;
   // Bits 16..31: 1 + the index of the worker that last took the task to run
   // (0: none yet), written by that worker's scheduled -> running CAS; read
   // by wakers for the remote_wakes metric only.
@@ -161,14 +165,20 @@ struct TaskHeader {
   std::atomic<std::uint32_t> refs{0};
   TaskHeader* next = nullptr;            // run-queue link (owned by the holding queue)
   std::coroutine_handle<> resume_point;  // owner: innermost suspended coroutine
-  Suspension* waiting_on = nullptr;      // owner: current wait, null when none
+  // Owner: the current wait, null when none. Once the body has ended (the
+  // task never waits again) this word holds the task's exception instead:
+  // see error_slot.
+  Suspension* waiting_on = nullptr;
   WaiterList waiters;
-  TaskHeader* reg_prev = nullptr;  // runtime registry links (under the shard lock)
+  // A spawned task's links in the runtime registry (under the shard lock).
+  // A Task awaited inline is never in the registry; its first link word
+  // holds the coroutine that awaits it (PromiseBase::caller).
+  union {
+    TaskHeader* reg_prev = nullptr;
+    void* inline_caller;
+  };
   TaskHeader* reg_next = nullptr;
   // The runtime of a spawned task; null while a Task is only awaited inline.
-  // (The spawned coroutine itself, destroyed with the last reference, is
-  // kept in the promise's continuation slot, which a spawned task does not
-  // use: see spawn_on in task.cpp.)
   Runtime* runtime = nullptr;
   std::atomic<std::int32_t> cancelling{0};
   // Also names the registry shard: id & (shards - 1) (see spawn_on in task.cpp).
@@ -176,7 +186,16 @@ struct TaskHeader {
   // half (kLastWorkerShift) and the cold data in a side table (kHasExtras),
   // so the header is 72 bytes.
   std::uint32_t id = 0;
+
+  /// Where the exception the body ended with is kept: the `waiting_on`
+  /// word, free from then on (the body ran, so it waits on nothing, and a
+  /// finished task is never run again). Holds a live exception_ptr exactly
+  /// while kErrorStored is set; PromiseBase constructs and destroys it.
+  void* error_slot() noexcept { return &waiting_on; }
 };
+static_assert(sizeof(std::exception_ptr) == sizeof(Suspension*) &&
+                  alignof(std::exception_ptr) <= alignof(Suspension*),
+              "a task's exception is kept in its waiting_on word");
 
 // ---- thread-local context (defined in task.cpp) ----
 // The task whose step this thread is running, or null.
