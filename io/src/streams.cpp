@@ -536,7 +536,10 @@ void StreamWriter::write(std::string_view data) {
   s_->flushing = true;
   g.unlock();
   try {
-    weft::spawn(flusher(s_), SpawnOptions{"weft-stream-flusher"});
+    // Unnamed: one is spawned per burst of writes (per response in a
+    // request/response server), and a name costs the task an entry in the
+    // side table of task extras (three allocations and a striped lock).
+    weft::spawn(flusher(s_));
   } catch (...) {
     std::lock_guard g2(s_->m);
     s_->flushing = false;
