@@ -21,6 +21,8 @@
 #include <vector>
 #include <weft/weft.hpp>
 
+#include "../support/stress_seeds.hpp"
+
 using namespace std::chrono_literals;
 
 namespace {
@@ -151,16 +153,8 @@ weft::Task<Counts> driver(int n, std::uint64_t seed) {
 
 TEST_CASE("stress: random yields, sleeps, cross-worker wakes, errors and cancels, many seeds",
           "[stress]") {
-  int tasks = kTasksPerSeed;
-  if (const char* t = std::getenv("WEFT_STRESS_TASKS")) tasks = std::atoi(t);
-  std::vector<std::uint64_t> seeds;
-  if (const char* one = std::getenv("WEFT_STRESS_SEED")) {
-    seeds.push_back(std::strtoull(one, nullptr, 10));
-  } else {
-    std::uint64_t base = std::random_device{}();
-    for (int i = 0; i < kSeeds; ++i) seeds.push_back(base + static_cast<std::uint64_t>(i));
-  }
-  for (std::uint64_t seed : seeds) {
+  const int tasks = weft_test::env_int("WEFT_STRESS_TASKS", kTasksPerSeed);
+  for (std::uint64_t seed : weft_test::stress_seeds(kSeeds)) {
     INFO("seed " << seed << " (replay: WEFT_STRESS_SEED=" << seed << " WEFT_STRESS_TASKS=" << tasks
                  << ")");
     weft::RuntimeOptions o;
@@ -227,16 +221,8 @@ weft::Task<bool> race_wait(weft::Future<void> all_fired) {
 
 TEST_CASE("stress: a done callback registered as its task completes runs exactly once",
           "[stress]") {
-  int rounds = kRaceRounds;
-  if (const char* t = std::getenv("WEFT_STRESS_TASKS")) rounds = std::atoi(t);
-  std::vector<std::uint64_t> seeds;
-  if (const char* one = std::getenv("WEFT_STRESS_SEED")) {
-    seeds.push_back(std::strtoull(one, nullptr, 10));
-  } else {
-    std::uint64_t base = std::random_device{}();
-    for (int i = 0; i < 2; ++i) seeds.push_back(base + static_cast<std::uint64_t>(i));
-  }
-  for (std::uint64_t seed : seeds) {
+  const int rounds = weft_test::env_int("WEFT_STRESS_TASKS", kRaceRounds);
+  for (std::uint64_t seed : weft_test::stress_seeds(2)) {
     INFO("seed " << seed << " (replay: WEFT_STRESS_SEED=" << seed << " WEFT_STRESS_TASKS=" << rounds
                  << ")");
     std::mt19937_64 rng(seed);

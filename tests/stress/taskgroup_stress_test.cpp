@@ -21,6 +21,8 @@
 #include <vector>
 #include <weft/weft.hpp>
 
+#include "../support/stress_seeds.hpp"
+
 using namespace std::chrono_literals;
 
 namespace {
@@ -203,16 +205,8 @@ weft::Task<void> driver(Ctx* c, int rounds, std::uint64_t seed) {
 
 TEST_CASE("stress: TaskGroups nested three deep with random failures, cancels and timeouts",
           "[stress]") {
-  int rounds = kRounds;
-  if (const char* t = std::getenv("WEFT_STRESS_ROUNDS")) rounds = std::atoi(t);
-  std::vector<std::uint64_t> seeds;
-  if (const char* one = std::getenv("WEFT_STRESS_SEED")) {
-    seeds.push_back(std::strtoull(one, nullptr, 10));
-  } else {
-    std::uint64_t base = std::random_device{}();
-    for (int i = 0; i < kSeeds; ++i) seeds.push_back(base + static_cast<std::uint64_t>(i));
-  }
-  for (std::uint64_t seed : seeds) {
+  const int rounds = weft_test::env_int("WEFT_STRESS_ROUNDS", kRounds);
+  for (std::uint64_t seed : weft_test::stress_seeds(kSeeds)) {
     INFO("seed " << seed << " (replay: WEFT_STRESS_SEED=" << seed
                  << " WEFT_STRESS_ROUNDS=" << rounds << ")");
     Ctx c(rounds * kMaxIdsPerRound);
