@@ -3,9 +3,10 @@
 //
 // # Where the header lives
 // A spawned task costs one allocation: its coroutine frame. The frame's
-// promise begins with a TaskHeader, so the header, the result and the
-// coroutine's locals share that allocation. A Task<T> that is only ever
-// awaited inline carries an unused header; that costs bytes, not time.
+// promise is a TaskHeader (and the result, if any), so the header, the result
+// and the coroutine's locals share that allocation. A Task<T> that is only
+// ever awaited inline uses three words of its header (the state, its caller
+// and its exception) and leaves the rest unused; that costs bytes, not time.
 //
 // # The state word
 // `state` holds the scheduling state (who may run the task) and a few flags:
