@@ -334,9 +334,9 @@ class RuntimeImpl {
 
   void schedule_remote(TaskHeader* t) noexcept;  // from a non-worker thread
   void push_inject_list(TaskHeader* first, TaskHeader* last) noexcept;
-  /// After making work available: wake a parked worker if none searches.
-  /// Wakes a parked worker to search, unless one is searching already.
-  /// `local`: `from` spawned the work into its own local queue.
+  /// After making work available: wakes a parked worker to search, unless
+  /// one is searching already. `local`: `from` spawned the work into its own
+  /// local queue.
   void notify_parked(Worker* from, bool local = false) noexcept;
 
   void registry_insert(TaskHeader* t) noexcept;

@@ -60,14 +60,10 @@ struct PromiseBase {
   PromiseBase(const PromiseBase&) = delete;
   PromiseBase& operator=(const PromiseBase&) = delete;
   ~PromiseBase() {
-    if (header.state.load(std::memory_order_relaxed) & TaskHeader::kErrorStored)
-      stored_error().~exception_ptr();
+    if (has_error()) stored_error().~exception_ptr();
   }
 
   bool spawned() const noexcept { return header.runtime != nullptr; }
-  bool threw_cancel() const noexcept {
-    return (header.state.load(std::memory_order_relaxed) & TaskHeader::kThrewCancel) != 0;
-  }
   bool has_error() const noexcept {
     return (header.state.load(std::memory_order_relaxed) & TaskHeader::kErrorStored) != 0;
   }
