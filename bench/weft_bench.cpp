@@ -11,7 +11,7 @@
 //              [--max-searching 0] [--spin-before-park 32]
 //              [--wake-with-eventfd 0|1] [--trim-threshold BYTES]
 //              [--park-spin-us 0] [--sibling-spin-us 50] [--blocking-idle-spin-us 50]
-//              [--help-cpu-pools 0|1]
+//              [--help-cpu-pools 0|1] [--refill-frames 0|1]
 //
 // --workers 0 means all cores (std::thread::hardware_concurrency()), as
 // RuntimeOptions::workers = 0 does; the peers need at least 1.
@@ -67,7 +67,7 @@ struct Args {
                "       [--global-queue-interval 31] [--event-interval 61] [--max-searching 0]\n"
                "       [--spin-before-park 32] [--wake-with-eventfd 0|1] [--trim-threshold BYTES]\n"
                "       [--park-spin-us 0] [--sibling-spin-us 50] [--blocking-idle-spin-us 50]\n"
-               "       [--help-cpu-pools 0|1]\n",
+               "       [--help-cpu-pools 0|1] [--refill-frames 0|1]\n",
                kProg);
   std::exit(2);
 }
@@ -144,6 +144,8 @@ Args parse_args(int argc, char** argv) {
       o.blocking_idle_spin = std::chrono::microseconds(u32());
     else if (key == "--help-cpu-pools")
       o.help_cpu_pools = flag();
+    else if (key == "--refill-frames")
+      o.refill_frames = flag();
     else
       usage("unknown option " + key);
   }
@@ -257,14 +259,15 @@ uint64_t rss_bytes() {
 // The counters the JSON reports, in this order.
 struct Counters {
   uint64_t tasks_polled, tasks_stolen, steal_attempts, parks, unparks, enter_calls, sqes_submitted,
-      cqes, wake_syscalls, remote_wakes, lifo_polls, global_polls, overflows, cpu_jobs_helped;
+      cqes, wake_syscalls, remote_wakes, lifo_polls, global_polls, overflows, cpu_jobs_helped,
+      frames_refilled;
 };
 
 Counters snapshot(const weft::Runtime& rt) {
   weft::WorkerMetrics m = rt.metrics().total();
-  return {m.tasks_polled, m.tasks_stolen,   m.steal_attempts, m.parks,          m.unparks,
-          m.enter_calls,  m.sqes_submitted, m.cqes,           m.wake_syscalls,  m.remote_wakes,
-          m.lifo_polls,   m.global_polls,   m.overflows,      m.cpu_jobs_helped};
+  return {m.tasks_polled, m.tasks_stolen,   m.steal_attempts, m.parks,           m.unparks,
+          m.enter_calls,  m.sqes_submitted, m.cqes,           m.wake_syscalls,   m.remote_wakes,
+          m.lifo_polls,   m.global_polls,   m.overflows,      m.cpu_jobs_helped, m.frames_refilled};
 }
 
 Counters diff(const Counters& a, const Counters& b) {
@@ -281,7 +284,8 @@ Counters diff(const Counters& a, const Counters& b) {
           b.lifo_polls - a.lifo_polls,
           b.global_polls - a.global_polls,
           b.overflows - a.overflows,
-          b.cpu_jobs_helped - a.cpu_jobs_helped};
+          b.cpu_jobs_helped - a.cpu_jobs_helped,
+          b.frames_refilled - a.frames_refilled};
 }
 
 std::string metrics_json(const Counters& c, int64_t ops) {
@@ -300,6 +304,7 @@ std::string metrics_json(const Counters& c, int64_t ops) {
   j.uinteger("global_polls", c.global_polls);
   j.uinteger("overflows", c.overflows);
   j.uinteger("cpu_jobs_helped", c.cpu_jobs_helped);
+  j.uinteger("frames_refilled", c.frames_refilled);
   j.real("syscalls_per_op", static_cast<double>(c.enter_calls + c.wake_syscalls) /
                                 static_cast<double>(ops > 0 ? ops : 1));
   return j.text();
@@ -948,6 +953,7 @@ int run(const Args& a) {
              static_cast<uint64_t>(
                  std::chrono::duration_cast<std::chrono::microseconds>(o.sibling_spin).count()));
   k.uinteger("help_cpu_pools", o.help_cpu_pools);
+  k.uinteger("refill_frames", o.refill_frames);
   out.raw("options", k.text());
   out.print();
   return 0;

@@ -279,6 +279,38 @@ std::size_t class_of(std::size_t n) noexcept {
   return n <= kClassBase ? 0 : (n - kClassBase + kFrameClassBytes - 1) / kFrameClassBytes;
 }
 
+// # Refills by idle workers
+// A thread that spawns a burst of tasks (spawn_many's loop, a foreign thread
+// spawning) takes every frame from malloc, and malloc takes fresh pages from
+// the kernel: a page fault every 4 KiB, about 2 us on these machines, or half
+// the spawning thread's time (PLATFORM.md). Meanwhile the other workers are
+// mostly idle, stealing the burst's tasks. So a thread that finds the depot of
+// a class low sets the class's bit in g_refill_wanted, and a worker with
+// nothing to run (Worker::thread_main, before it spins or parks) mallocs
+// batches of that class, touching every frame, and puts them in the depot
+// until it holds kRefillBytes of the class. The pages are faulted on the idle
+// core; the spawning thread takes them a batch at a time under the depot's
+// lock. The depot's frames count towards its 8 MiB cap and are freed by every
+// trim, so the refilled memory is bounded by kRefillBytes per class (at most
+// the classes a burst used) and goes back like the rest.
+std::atomic<std::uint64_t> g_refill_wanted{0};  // bit c: class c wants a refill
+static_assert(kClasses <= 64, "one bit a class");
+constexpr std::size_t kRefillBytes = std::size_t{128} << 10;
+
+std::uint32_t refill_high(std::size_t c) noexcept {
+  const std::size_t n = kRefillBytes / (kBatch * class_bytes(c));
+  return n < 2 ? 2 : static_cast<std::uint32_t>(n);
+}
+
+// The calling thread found class c's cache empty: ask for a refill if the
+// depot holds less than half its refill level.
+void want_refill(std::size_t c) noexcept {
+  if (g_depots[c].count.load(std::memory_order_relaxed) >= refill_high(c) / 2) return;
+  const std::uint64_t bit = std::uint64_t{1} << c;
+  if ((g_refill_wanted.load(std::memory_order_relaxed) & bit) == 0)
+    g_refill_wanted.fetch_or(bit, std::memory_order_relaxed);
+}
+
 }  // namespace
 
 void* frame_alloc(std::size_t n) {
@@ -286,7 +318,10 @@ void* frame_alloc(std::size_t n) {
     std::size_t c = class_of(n);
     FrameCache& cache = t_cache;
     FreeFrame* f = cache.heads[c];
-    if (f == nullptr && (f = depot_take(c)) != nullptr) cache.counts[c] = kBatch;
+    if (f == nullptr) {
+      if ((f = depot_take(c)) != nullptr) cache.counts[c] = kBatch;
+      want_refill(c);
+    }
     if (f != nullptr) {
       cache.heads[c] = f->next;
       --cache.counts[c];
@@ -334,9 +369,45 @@ void frame_free(void* p, std::size_t n) noexcept {
 
 void drain_depot_for_trim() noexcept { depot_drain(); }
 
+bool frame_refill_wanted() noexcept { return g_refill_wanted.load(std::memory_order_relaxed) != 0; }
+
+std::size_t frame_refill_step() noexcept {
+  const std::uint64_t wanted = g_refill_wanted.load(std::memory_order_relaxed);
+  if (wanted == 0) return 0;
+  const std::size_t c = static_cast<std::size_t>(__builtin_ctzll(wanted));
+  const std::uint64_t bit = std::uint64_t{1} << c;
+  if (g_depots[c].count.load(std::memory_order_relaxed) >= refill_high(c)) {
+    g_refill_wanted.fetch_and(~bit, std::memory_order_relaxed);
+    return 0;
+  }
+  const std::size_t bytes = class_bytes(c);
+  FreeFrame* chain = nullptr;
+  for (std::uint32_t i = 0; i < kBatch; ++i) {
+    auto* f = static_cast<FreeFrame*>(std::malloc(bytes));
+    if (f == nullptr) {  // out of memory: the spawning thread will find out itself
+      free_chain(chain, bytes, false);
+      g_refill_wanted.fetch_and(~bit, std::memory_order_relaxed);
+      return 0;
+    }
+    f->next = chain;  // the write that faults the page in, on this core
+    chain = f;
+  }
+  if (!depot_put(c, chain)) {  // the depot is full
+    free_chain(chain, bytes, false);
+    g_refill_wanted.fetch_and(~bit, std::memory_order_relaxed);
+    return 0;
+  }
+  return kBatch;
+}
+
+bool frame_cache_enabled() noexcept { return true; }
+
 #else
 
 void drain_depot_for_trim() noexcept {}
+bool frame_refill_wanted() noexcept { return false; }
+std::size_t frame_refill_step() noexcept { return 0; }
+bool frame_cache_enabled() noexcept { return false; }
 
 void* frame_alloc(std::size_t n) {
   void* p = std::malloc(n);

@@ -205,6 +205,7 @@ Metrics RuntimeImpl::metrics() const {
     x.cqes = r(c.cqes);
     x.wake_syscalls = r(c.wake_syscalls);
     x.cpu_jobs_helped = r(c.cpu_jobs_helped);
+    x.frames_refilled = r(c.frames_refilled);
     x.local_queue_depth = w->queue_size();
     m.workers.push_back(x);
   }
@@ -299,6 +300,7 @@ WorkerMetrics Metrics::total() const {
     t.cqes += w.cqes;
     t.wake_syscalls += w.wake_syscalls;
     t.cpu_jobs_helped += w.cpu_jobs_helped;
+    t.frames_refilled += w.frames_refilled;
     t.local_queue_depth += w.local_queue_depth;
   }
   return t;

@@ -455,6 +455,9 @@ constexpr std::int64_t kLoneGraceNs = 10'000;
 // How often a spinning worker looks at a lone task it leaves (see the spin
 // in thread_main).
 constexpr std::int64_t kLoneLookNs = 1'000;
+// Batches of frames (32 each) a worker refills in one spin before it parks
+// (see the spin in thread_main): about 100-200 us of page faults.
+constexpr unsigned kMaxRefillsPerSpin = 64;
 
 TaskHeader* Worker::search() noexcept {
   left_lone_ = false;
@@ -702,10 +705,26 @@ void Worker::thread_main() {
     // A timer due sooner ends the spin (the loop below does not fire timers).
     if (spin_until != 0 && !timers_.empty())
       spin_until = std::max<std::int64_t>(1, std::min(spin_until, timers_.top_deadline()));
+    unsigned refills = 0;
     for (unsigned spin = 0;; ++spin) {
       found = search();
       if (found || !inbox_.empty() || ready_head_ || !deferred_.empty()) break;
       if (rt_.stopping.load(std::memory_order_acquire)) break;
+      // Nothing to run: fault in frames for a thread spawning a burst
+      // (frame_alloc.cpp, "Refills by idle workers"), a batch a round, so
+      // the next search comes within a few microseconds. Not counted as a
+      // spin round (the worker is busy, not waiting), but at most
+      // kMaxRefillsPerSpin batches before it goes on to park, which is
+      // where it fires timers and reaps I/O: a thread spawning without end
+      // does not keep it from its own loop.
+      if (refills < kMaxRefillsPerSpin && rt_.opts.refill_frames) {
+        if (const std::size_t n = frame_refill_step(); n != 0) {
+          bump(m_.frames_refilled, n);
+          ++refills;
+          --spin;
+          continue;
+        }
+      }
       // The clock is read every 16 rounds only (a vDSO call each).
       if (spin >= rt_.opts.spin_before_park &&
           (spin_until == 0 || ((spin & 15) == 0 && now_ns() >= spin_until)))

@@ -38,3 +38,57 @@ TEST_CASE("frame memory: a burst freed outside the runtime is trimmed once it en
   for (void* f : frames) weft::detail::frame_free(f, kFrame);
   REQUIRE(eventually([&] { return weft::detail::trim_count() > before; }));
 }
+
+namespace {
+
+// A task whose frame, with its buffer live across the suspension, falls in a
+// size class (about 600 bytes) that nothing else in these tests spawns: its
+// depot starts empty, so the first spawns ask for a refill.
+weft::Task<void> wide_frame() {
+  char buf[560];
+  for (std::size_t i = 0; i < sizeof buf; ++i) buf[i] = static_cast<char>(i);
+  co_await weft::yield_now();
+  volatile char sink = buf[sizeof buf - 1];
+  (void)sink;
+}
+
+weft::Task<void> await_all(std::vector<weft::JoinHandle<void>>& hs) {
+  for (auto& h : hs) co_await h;
+}
+
+// Spawns a burst of wide_frame tasks from this thread (outside the runtime).
+// Their handles keep every frame alive: no frame of the class is freed (which
+// could fill its depot) until the caller drops them.
+std::vector<weft::JoinHandle<void>> spawn_burst(weft::Runtime& rt, std::size_t n) {
+  std::vector<weft::JoinHandle<void>> hs;
+  hs.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) hs.push_back(rt.spawn(wide_frame()));
+  return hs;
+}
+
+}  // namespace
+
+TEST_CASE("frame memory: idle workers fault in frames for a thread spawning a burst", "[frame]") {
+  if (!weft::detail::frame_cache_enabled()) {
+    WARN("built without the frame cache (AddressSanitizer): frames come from malloc");
+    return;
+  }
+  weft::RuntimeOptions o;
+  o.workers = 2;  // refill_frames is on by default
+  weft::Runtime rt(o);
+  auto hs = spawn_burst(rt, 20000);
+  // The spawning thread found the depot empty and asked; the workers, idle
+  // between the burst's tasks or after it, refill before they park.
+  REQUIRE(eventually([&] { return rt.metrics().total().frames_refilled > 0; }));
+  rt.block_on(await_all(hs));
+}
+
+TEST_CASE("frame memory: with refill_frames off no worker refills", "[frame]") {
+  weft::RuntimeOptions o;
+  o.workers = 2;
+  o.refill_frames = false;
+  weft::Runtime rt(o);
+  auto hs = spawn_burst(rt, 20000);
+  rt.block_on(await_all(hs));
+  CHECK(rt.metrics().total().frames_refilled == 0);
+}

@@ -107,6 +107,14 @@ struct RuntimeOptions {
   /// dear. The jobs see Loop::current() == null, as on the pool's threads.
   /// Off: jobs run on the pool's threads only.
   bool help_cpu_pools = false;
+  /// A worker with nothing to run mallocs batches of frames of the size a
+  /// thread is spawning a burst of, faulting their pages in on its own core,
+  /// and leaves them in the frame allocator's depot for that thread
+  /// (detail/frame_alloc.hpp, "Refills by idle workers"). The spawning thread
+  /// then pops ready frames instead of faulting a page every 4 KiB. The depot
+  /// holds at most 128 KiB of refilled frames per size class, and trims empty
+  /// it. Off: frames come from the spawning thread's own malloc calls.
+  bool refill_frames = true;
   /// When at least this many bytes of task frames went back to malloc since
   /// the last trim, malloc_trim(0) gives them back to the OS (glibc keeps
   /// freed memory otherwise, so a burst of a million finished or cancelled
@@ -178,6 +186,7 @@ struct WorkerMetrics {
   std::uint64_t cqes = 0;               // CQEs reaped
   std::uint64_t wake_syscalls = 0;      // wake-ups this worker sent to parked workers
   std::uint64_t cpu_jobs_helped = 0;    // CpuPool jobs it ran while idle (help_cpu_pools)
+  std::uint64_t frames_refilled = 0;    // frames it faulted in for spawning threads (refill_frames)
   std::uint64_t local_queue_depth = 0;  // tasks in its local queue now
 };
 

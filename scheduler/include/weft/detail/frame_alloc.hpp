@@ -38,6 +38,19 @@ void* frame_alloc(std::size_t n);
 /// Returns a frame of n bytes (the size given to frame_alloc). Never throws.
 void frame_free(void* p, std::size_t n) noexcept;
 
+/// True if a thread found the depot of some size class low while allocating
+/// (see "Refills by idle workers" in frame_alloc.cpp). Any thread; a relaxed
+/// load.
+bool frame_refill_wanted() noexcept;
+/// Refills the depot by one batch of a class that wants it, mallocing the
+/// frames on the calling thread so their pages fault in there; returns how
+/// many frames it added (0: none wanted, or the class is full again). Meant
+/// for idle workers (RuntimeOptions::refill_frames); any thread may call it.
+std::size_t frame_refill_step() noexcept;
+/// False in builds without the frame cache (AddressSanitizer), where frames
+/// come straight from malloc and nothing is refilled.
+bool frame_cache_enabled() noexcept;
+
 /// Giving memory back to the OS. glibc keeps freed memory mapped, so after a
 /// burst of a million tasks the process would keep their memory for good.
 /// weft calls malloc_trim(0) (after emptying the depot) in two places:
