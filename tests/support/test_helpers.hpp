@@ -21,11 +21,14 @@ inline weft::RuntimeOptions workers(unsigned n) {
 
 /// Counts what happens to values of this type, to check that Task<T> and
 /// JoinHandle<T> copy, move and destroy what they should and no more.
+/// Atomic: a spawned task's frame (and the value in it) may be destroyed on
+/// the worker that ran it while the awaiting task, on another worker,
+/// destroys its own copy.
 struct Counters {
-  int constructed = 0;  // from a value
-  int copies = 0;
-  int moves = 0;
-  int destroyed = 0;
+  std::atomic<int> constructed{0};  // from a value
+  std::atomic<int> copies{0};
+  std::atomic<int> moves{0};
+  std::atomic<int> destroyed{0};
   int live() const { return constructed + copies + moves - destroyed; }
 };
 

@@ -709,7 +709,7 @@ TEST_CASE("a job an executor drops unrun cancels its future (nobody waits for ev
 
 TEST_CASE("submit copies arguments into the job and passes std::ref through", "[executor]") {
   weft::BlockingPool pool;
-  weft_test::Counters c;  // plain ints: the job starts only after submit returned
+  weft_test::Counters c;
   int target = 0;
   std::mutex gate;
   {
