@@ -165,15 +165,18 @@ TEST_CASE(
     "parking: a task woken from outside the runtime wakes one worker and not also an idle sibling",
     "[scheduler]") {
   constexpr int kRounds = 40;
+  // What the task reads is declared before the runtime, and the promises
+  // after it: if a REQUIRE below fails, the promises break first (the task
+  // ends on the error) and the runtime is gone before the task's data.
+  std::vector<weft::Future<void>> fs;
+  std::atomic<int> waiting{0};  // rounds whose await the task has reached
+  std::atomic<bool> finished{false};
   weft::Runtime rt(workers(2));
   std::vector<weft::Promise<void>> ps;
-  std::vector<weft::Future<void>> fs;
   for (int i = 0; i < kRounds; ++i) {
     ps.emplace_back(&rt);
     fs.push_back(ps.back().get_future());
   }
-  std::atomic<int> waiting{0};  // rounds whose await the task has reached
-  std::atomic<bool> finished{false};
   auto h = rt.spawn([](std::vector<weft::Future<void>>* futures, std::atomic<int>* reached,
                        std::atomic<bool>* done) -> weft::Task<void> {
     for (auto& f : *futures) {
@@ -195,22 +198,36 @@ TEST_CASE(
     }
     return true;
   };
+  // True as soon as `pred` was seen to hold, not on a second look: a worker
+  // sent a wake-up that it has not counted yet looks parked, and the count
+  // it then adds would make a second look false (CI, TSan under parallel
+  // tests). Such a late wake-up only lowers that worker's count until it
+  // parks again, which parked_since waits for, and adds one unpark, which
+  // the bound at the end allows.
   auto wait_until = [](auto pred) {
     const auto give_up = std::chrono::steady_clock::now() + 10s;
-    while (!pred() && std::chrono::steady_clock::now() < give_up) std::this_thread::yield();
-    return pred();
+    while (!pred()) {
+      if (std::chrono::steady_clock::now() >= give_up) return false;
+      std::this_thread::yield();
+    }
+    return true;
   };
-  // Start: each worker has parked more often than it was woken.
+  // Start: the task awaits the first future and each worker has parked more
+  // often than it was woken. The base and the unpark count come from that
+  // same snapshot, so a wake-up still on its way then is counted (once) in
+  // the rounds' total rather than lowering the base.
+  weft::Metrics start;
   REQUIRE(wait_until([&] {
-    const weft::Metrics m = rt.metrics();
-    for (const weft::WorkerMetrics& w : m.workers)
+    if (waiting.load(std::memory_order_acquire) != 1) return false;
+    start = rt.metrics();
+    for (const weft::WorkerMetrics& w : start.workers)
       if (w.parks <= w.unparks) return false;
-    return waiting.load(std::memory_order_acquire) == 1;
+    return true;
   }));
   std::vector<std::int64_t> base;
-  for (const weft::WorkerMetrics& w : rt.metrics().workers)
+  for (const weft::WorkerMetrics& w : start.workers)
     base.push_back(static_cast<std::int64_t>(w.parks) - static_cast<std::int64_t>(w.unparks));
-  const std::uint64_t unparks_before = rt.metrics().total().unparks;
+  const std::uint64_t unparks_before = start.total().unparks;
   for (int i = 0; i < kRounds; ++i) {
     REQUIRE(wait_until(
         [&] { return waiting.load(std::memory_order_acquire) == i + 1 && parked_since(base); }));
