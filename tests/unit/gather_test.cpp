@@ -34,6 +34,12 @@ weft::Task<int> fail_after(std::chrono::milliseconds d, std::string what) {
   co_await weft::sleep(d);
   throw std::runtime_error(what);
 }
+// Fails once `go` is set, so a test orders the failure itself rather than
+// by sleeps of different lengths (which a loaded machine may reorder).
+weft::Task<int> fail_when(weft::Future<void> go, std::string what) {
+  co_await go;
+  throw std::runtime_error(what);
+}
 weft::Task<int> wait_forever() {
   weft::Promise<int> p;
   co_return co_await p.get_future();
@@ -118,12 +124,14 @@ TEST_CASE("E41 a second failing child's error is not reported as never retrieved
   log.install(o);
   auto main = []() -> weft::Task<std::string> {
     std::string what;
-    auto second = weft::spawn(fail_after(5ms, "second"));
+    weft::Promise<void> go;
+    auto second = weft::spawn(fail_when(go.get_future(), "second"));
     try {
       co_await weft::gather(fail_after(1ms, "first"), second);
     } catch (const std::runtime_error& e) {
       what = e.what();
     }
+    go.set_result();  // the second fails only after the gather raised the first
     while (!second.done()) co_await weft::sleep(1ms);  // polling a flag, not timing
     co_return what;
   };

@@ -28,6 +28,12 @@ weft::Task<int> fail_after(std::chrono::milliseconds d) {
   co_await weft::sleep(d);
   throw std::runtime_error("fail");
 }
+// Fails once `go` is set: the test orders the failure against other events
+// itself, never by how long a sleep takes on a loaded machine.
+weft::Task<int> fail_when(weft::Future<void> go) {
+  co_await go;
+  throw std::runtime_error("fail");
+}
 weft::Task<int> forever() {
   weft::Promise<int> p;
   co_return co_await p.get_future();
@@ -86,10 +92,17 @@ TEST_CASE("F52 FirstException returns at the first error, a cancelled child does
   auto main = []() -> weft::Task<std::string> {
     auto slow = weft::spawn(forever());
     auto c = weft::spawn(forever());
-    Handles hs{slow, c, weft::spawn(fail_after(1ms))};
+    weft::Promise<void> go;
+    Handles hs{slow, c, weft::spawn(fail_when(go.get_future()))};
     co_await weft::yield_now();
     c.cancel();
-    auto [done, pending] = co_await weft::wait(hs, weft::ReturnWhen::FirstException);
+    auto w = weft::spawn(weft::wait(hs, weft::ReturnWhen::FirstException));
+    // c ends cancelled while the wait goes on; only then does the third fail.
+    while (!c.done()) co_await weft::yield_now();
+    co_await weft::yield_now();
+    if (w.done()) co_return "returned at the cancel";
+    go.set_result();
+    auto [done, pending] = co_await w;
     // Already failed: returns at once.
     auto again = co_await weft::wait(hs, weft::ReturnWhen::FirstException);
     // None fails: like AllCompleted.
