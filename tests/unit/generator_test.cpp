@@ -161,8 +161,9 @@ TEST_CASE("R118 run() finalizes generators still suspended at shutdown, after th
 }
 
 TEST_CASE("generator next() on a generator already running throws RuntimeError", "[generator]") {
-  auto slow = []() -> weft::AsyncGenerator<int> {
-    co_await weft::sleep(2ms);
+  // Suspended inside its first step until main has tried next() itself.
+  auto slow = [](weft::Future<void> go) -> weft::AsyncGenerator<int> {
+    co_await go;
     co_yield 1;
   };
   auto driver = [](weft::AsyncGenerator<int>* g) -> weft::Task<int> {
@@ -170,7 +171,8 @@ TEST_CASE("generator next() on a generator already running throws RuntimeError",
     co_return v.value_or(-1);
   };
   auto main = [](decltype(slow)* s, decltype(driver)* d) -> weft::Task<std::string> {
-    auto gen = (*s)();
+    weft::Promise<void> go;
+    auto gen = (*s)(go.get_future());
     auto first = weft::spawn((*d)(&gen));
     co_await weft::yield_now();
     std::string r;
@@ -179,6 +181,7 @@ TEST_CASE("generator next() on a generator already running throws RuntimeError",
     } catch (const weft::RuntimeError&) {
       r = "running";
     }
+    go.set_result();
     r += std::to_string(co_await first);
     co_return r;
   };

@@ -135,12 +135,14 @@ TEST_CASE("A3 timers fire in deadline order, not registration order", "[loop][ti
     weft::Promise<void> done;
     weft::Future<void> f = done.get_future();
     weft::Loop& loop = weft::running_loop();
-    loop.call_later(20ms, [&] {
+    // 50 ms apart, so that a stall between two of the calls cannot reorder
+    // the deadlines on a loaded machine.
+    loop.call_later(200ms, [&] {
       log.push_back('x');
       done.set_result();
     });
-    loop.call_later(10ms, [&] { log.push_back('y'); });
-    loop.call_at(loop.time() + 15ms, [&] { log.push_back('z'); });
+    loop.call_later(100ms, [&] { log.push_back('y'); });
+    loop.call_at(loop.time() + 150ms, [&] { log.push_back('z'); });
     co_await f;
     co_return log;
   };
@@ -253,11 +255,13 @@ TEST_CASE("A6 a cancelled TimerHandle never runs, when() is time() + delay", "[l
     weft::TimerHandle th = loop.call_later(1ms, [&] { o.ran = true; });
     const weft::TimePoint after = loop.time();
     o.when_ok = th.when() >= before + 1ms && th.when() <= after + 1ms;
-    weft::TimerHandle at = loop.call_at(before + 3ms, [&] { o.log.push_back('x'); });
-    if (at.when() != before + 3ms) o.when_ok = false;
+    // 'a' (2 ms from its call) is due before 'x' unless the calls between
+    // `before` and it took 28 ms, which not even a loaded machine takes.
+    weft::TimerHandle at = loop.call_at(before + 30ms, [&] { o.log.push_back('x'); });
+    if (at.when() != before + 30ms) o.when_ok = false;
     th.cancel();
     loop.call_later(2ms, [&] { o.log.push_back('a'); });
-    loop.call_later(5ms, [&] {
+    loop.call_later(40ms, [&] {
       o.log.push_back('b');
       done.set_result();
     });
