@@ -798,9 +798,11 @@ TEST_CASE("C28 a task that catches CancelledError and returns completes normally
 
 TEST_CASE("C28 a task may swallow the cancellation and go on awaiting other futures",
           "[task][cancel]") {
-  auto ignorer = [](weft::Future<int> f, weft::Future<int> g) -> weft::Task<int> {
+  auto ignorer = [](weft::Future<int> f, weft::Future<int> g,
+                    weft::Promise<void>* started) -> weft::Task<int> {
     int base = 0;
     try {
+      started->set_result();
       base = co_await f;
     } catch (const weft::CancelledError&) {
       base = 100;
@@ -811,8 +813,11 @@ TEST_CASE("C28 a task may swallow the cancellation and go on awaiting other futu
   };
   auto main = [](decltype(ignorer)* mk) -> weft::Task<std::pair<int, bool>> {
     weft::Promise<int> pf, pg;
-    auto h = weft::spawn((*mk)(pf.get_future(), pg.get_future()));
-    co_await weft::yield_now();
+    weft::Promise<void> started;
+    auto h = weft::spawn((*mk)(pf.get_future(), pg.get_future(), &started));
+    // Inside its try before the cancel, also when the other worker took it
+    // (a task cancelled before its first step never runs its body).
+    co_await started.get_future();
     h.cancel();
     co_await weft::yield_now();
     pg.set_result(5);

@@ -183,16 +183,19 @@ TEST_CASE("K79 an exception from the body cancels the children and is in the gro
 
 TEST_CASE("K80 an external cancel cancels the children and gives CancelledError, not a group",
           "[taskgroup]") {
-  auto parent = [](weft::JoinHandle<int>* child) -> weft::Task<void> {
-    co_await weft::task_group([child](weft::TaskGroup& tg) -> weft::Task<void> {
+  auto parent = [](weft::JoinHandle<int>* child,
+                   weft::Promise<void>* in_group) -> weft::Task<void> {
+    co_await weft::task_group([child, in_group](weft::TaskGroup& tg) -> weft::Task<void> {
       *child = tg.spawn(forever());
+      in_group->set_result();
       co_await weft::sleep(10s);
     });
   };
   auto main = [](decltype(parent)* p) -> weft::Task<std::string> {
     weft::JoinHandle<int> child;
-    auto h = weft::spawn((*p)(&child));
-    co_await weft::sleep(1ms);
+    weft::Promise<void> in_group;
+    auto h = weft::spawn((*p)(&child, &in_group));
+    co_await in_group.get_future();  // the child exists before the cancel
     h.cancel("outside");
     try {
       co_await h;
@@ -208,22 +211,26 @@ TEST_CASE("K80 an external cancel cancels the children and gives CancelledError,
 
 TEST_CASE("K80 children failing during an external cancellation: the ExceptionGroup wins",
           "[taskgroup]") {
-  auto bad_cleanup = []() -> weft::Task<int> {
+  auto bad_cleanup = [](weft::Promise<void>* started) -> weft::Task<int> {
     try {
+      started->set_result();
       co_await forever();
     } catch (const weft::CancelledError&) {
     }
     throw std::runtime_error("in finally");
   };
-  auto parent = [](decltype(bad_cleanup)* b) -> weft::Task<void> {
-    co_await weft::task_group([b](weft::TaskGroup& tg) -> weft::Task<void> {
-      tg.spawn((*b)());
+  auto parent = [](decltype(bad_cleanup)* b, weft::Promise<void>* started) -> weft::Task<void> {
+    co_await weft::task_group([b, started](weft::TaskGroup& tg) -> weft::Task<void> {
+      tg.spawn((*b)(started));
       co_await weft::sleep(10s);
     });
   };
   auto main = [](decltype(parent)* p, decltype(bad_cleanup)* b) -> weft::Task<std::string> {
-    auto h = weft::spawn((*p)(b));
-    co_await weft::sleep(1ms);
+    weft::Promise<void> started;
+    auto h = weft::spawn((*p)(b, &started));
+    // The child is inside its try before the cancel (a child cancelled
+    // before its first step never runs its cleanup).
+    co_await started.get_future();
     h.cancel();
     try {
       co_await h;

@@ -25,8 +25,12 @@ weft::Task<int> forever() {
   weft::Promise<int> p;
   co_return co_await p.get_future();
 }
-weft::Task<int> slow_cleanup(bool* cleaned) {
+// `started` is set once the task is inside its try: a test cancels it only
+// then (a task cancelled before its first step never runs its cleanup, and
+// on a loaded machine a 1 ms timeout can fire before that step).
+weft::Task<int> slow_cleanup(bool* cleaned, weft::Promise<void>* started) {
   try {
+    started->set_result();
     co_return co_await forever();
   } catch (const weft::CancelledError&) {
   }
@@ -54,7 +58,9 @@ TEST_CASE("G56 on timeout the inner task is cancelled and awaited to its end, th
   auto main = []() -> weft::Task<Out> {
     Out o;
     bool cleaned = false;
-    auto h = weft::spawn(slow_cleanup(&cleaned));
+    weft::Promise<void> started;
+    auto h = weft::spawn(slow_cleanup(&cleaned, &started));
+    co_await started.get_future();
     try {
       co_await weft::wait_for(h, 1ms);
     } catch (const weft::TimeoutError& e) {
@@ -116,24 +122,33 @@ TEST_CASE(
 
 TEST_CASE("G58 an inner that suppresses the cancel returns its value, another exception wins",
           "[wait_for]") {
-  auto swallow = []() -> weft::Task<int> {
+  // Each inner is running (inside its try) before its 1 ms starts: a task
+  // cancelled before its first step never gets to suppress the cancel.
+  auto swallow = [](weft::Promise<void>* started) -> weft::Task<int> {
     try {
+      started->set_result();
       co_await forever();
     } catch (const weft::CancelledError&) {
     }
     co_return 42;
   };
-  auto other = []() -> weft::Task<int> {
+  auto other = [](weft::Promise<void>* started) -> weft::Task<int> {
     try {
+      started->set_result();
       co_await forever();
     } catch (const weft::CancelledError&) {
     }
     throw std::runtime_error("during cancel");
   };
   auto main = [](decltype(swallow)* s, decltype(other)* x) -> weft::Task<std::string> {
-    int v = co_await weft::wait_for((*s)(), 1ms);
+    weft::Promise<void> s_started, x_started;
+    auto sh = weft::spawn((*s)(&s_started));
+    co_await s_started.get_future();
+    int v = co_await weft::wait_for(sh, 1ms);
+    auto xh = weft::spawn((*x)(&x_started));
+    co_await x_started.get_future();
     try {
-      co_await weft::wait_for(weft::spawn((*x)()), 1ms);
+      co_await weft::wait_for(xh, 1ms);
     } catch (const std::runtime_error& e) {
       co_return std::to_string(v) + e.what();
     }
@@ -355,7 +370,9 @@ TEST_CASE("H67 nested timeouts with the same deadline: only the outermost raises
   };
   auto main = []() -> weft::Task<Out> {
     Out o;
-    auto when = weft::Clock::now() + 2ms;
+    // Far enough off that the inner scope is entered before it passes, also
+    // on a loaded machine (entered after it, the inner would expire at once).
+    auto when = weft::Clock::now() + 100ms;
     auto outer = weft::timeout_at(when);
     auto inner = weft::timeout_at(when);
     auto inner_body = [](weft::Timeout* in, Out* out) -> weft::Task<void> {
@@ -448,8 +465,8 @@ TEST_CASE("H69 reschedule moves or disables the deadline, errors outside the ent
     bool before_entry = false, moved = false, after_exit = false, double_enter = false;
   };
   auto body = [](weft::Timeout* cm) -> weft::Task<void> {
-    cm->reschedule(weft::Clock::now() + 1ms);
-    cm->reschedule(std::nullopt);  // disabled: the sleep completes
+    cm->reschedule(weft::Clock::now() + 10s);  // moved (not yet due, whatever the load)
+    cm->reschedule(std::nullopt);              // disabled: the sleep completes
     co_await weft::sleep(3ms);
   };
   auto main = [](decltype(body)* b) -> weft::Task<Out> {
