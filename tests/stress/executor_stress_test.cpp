@@ -18,7 +18,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 #include <weft/weft.hpp>
@@ -56,6 +58,17 @@ struct Shared {
   std::vector<weft::Promise<int>> promises;
   weft::CpuPool cpu{weft::CpuPoolOptions{2}};
   std::atomic<long> values{0}, cancels{0}, errors{0}, timeouts{0}, gets{0};
+  // What the foreign threads saw go wrong: Catch2's assertions are not
+  // thread-safe (and a FAIL would throw out of the thread), so they record
+  // it here and the test thread checks after joining them.
+  std::atomic<long> wrong{0};
+  std::mutex first_wrong_mu;
+  std::string first_wrong;
+  void fail(std::string what) {
+    if (wrong.fetch_add(1) != 0) return;
+    std::lock_guard<std::mutex> g(first_wrong_mu);
+    first_wrong = std::move(what);
+  }
 };
 
 // Completes promises [begin, end) in a random order, mixing the ways a
@@ -113,7 +126,8 @@ void foreign_thread(weft::Runtime* rt, Shared* s, std::uint64_t seed) {
     if (what == 0) {
       // Future::get from outside the runtime.
       int v = s->promises[static_cast<std::size_t>(j)].get_future().get();
-      if (v != j) FAIL("Future::get returned " << v << " for promise " << j);
+      if (v != j)
+        s->fail("Future::get returned " + std::to_string(v) + " for promise " + std::to_string(j));
       s->gets.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
@@ -121,7 +135,7 @@ void foreign_thread(weft::Runtime* rt, Shared* s, std::uint64_t seed) {
       // get with a tiny timeout: either the value or TimeoutError.
       try {
         int v = s->promises[static_cast<std::size_t>(j)].get_future().get(10us);
-        if (v != j) FAIL("Future::get(timeout) returned the wrong value");
+        if (v != j) s->fail("Future::get(timeout) returned the wrong value");
         s->gets.fetch_add(1, std::memory_order_relaxed);
       } catch (const weft::TimeoutError&) {
         s->timeouts.fetch_add(1, std::memory_order_relaxed);
@@ -137,14 +151,16 @@ void foreign_thread(weft::Runtime* rt, Shared* s, std::uint64_t seed) {
     if (cancel) f.cancel("stress");
     try {
       int v = f.get();
-      if (v != j) FAIL("run_coroutine_threadsafe delivered " << v << " for " << j);
-      if (kind == 3) FAIL("a throwing coroutine delivered a value");
+      if (v != j)
+        s->fail("run_coroutine_threadsafe delivered " + std::to_string(v) + " for " +
+                std::to_string(j));
+      if (kind == 3) s->fail("a throwing coroutine delivered a value");
       s->values.fetch_add(1, std::memory_order_relaxed);
     } catch (const weft::CancelledError&) {
-      if (!cancel) FAIL("CancelledError without a cancel");
+      if (!cancel) s->fail("CancelledError without a cancel");
       s->cancels.fetch_add(1, std::memory_order_relaxed);
     } catch (const CoroError&) {
-      if (kind != 3) FAIL("CoroError from a coroutine that does not throw");
+      if (kind != 3) s->fail("CoroError from a coroutine that does not throw");
       s->errors.fetch_add(1, std::memory_order_relaxed);
     }
   }
@@ -180,6 +196,11 @@ TEST_CASE("S122 stress: 64 foreign threads on run_coroutine_threadsafe and Futur
       threads.emplace_back(foreign_thread, &rt, s.get(),
                            seed * 7919 + static_cast<std::uint64_t>(t) + 1);
     for (auto& t : threads) t.join();
+    {
+      std::lock_guard<std::mutex> g(s->first_wrong_mu);
+      INFO("first of the foreign threads' failures: " << s->first_wrong);
+      CHECK(s->wrong.load() == 0);
+    }
     for (auto& c : completers) {
       // Wait for each completer from here (a foreign thread).
       weft::Future<void> f = weft::run_coroutine_threadsafe(

@@ -288,6 +288,9 @@ TEST_CASE("B18 (threads) a done callback registered outside the runtime runs on 
   });
   p.set_result(11);
   CHECK(seen_f.get());
+  // get() may return while the callback is still inside seen.set_result:
+  // join the workers before `seen` goes out of scope.
+  rt.shutdown();
 
   // Outside the runtime, on a future bound to no runtime: nowhere to queue it.
   weft::Promise<int> orphan(nullptr);

@@ -220,15 +220,18 @@ TEST_CASE("R118 an error of a task cancelled at shutdown is reported exactly onc
 
 TEST_CASE("R118 Runtime::shutdown and the destructor follow the same end sequence", "[run]") {
   std::atomic<int> cleaned{0};
-  auto started_then_hang = [](weft::Promise<void>* started, std::atomic<int>* c) -> weft::Task<> {
-    started->set_result();
+  // The task owns its promise: the test thread's get() may return while
+  // set_result is still finishing, so the test must not own (and destroy)
+  // the promise the task completes.
+  auto started_then_hang = [](weft::Promise<void> started, std::atomic<int>* c) -> weft::Task<> {
+    started.set_result();
     co_await hanging(c, nullptr);
   };
   {
     weft::Runtime rt(workers(2));
     weft::Promise<void> started(&rt);
     weft::Future<void> s = started.get_future();
-    (void)rt.spawn(started_then_hang(&started, &cleaned));
+    (void)rt.spawn(started_then_hang(std::move(started), &cleaned));
     s.get();
   }  // ~Runtime
   CHECK(cleaned.load() == 11);
@@ -236,7 +239,7 @@ TEST_CASE("R118 Runtime::shutdown and the destructor follow the same end sequenc
     weft::Runtime rt(workers(1));
     weft::Promise<void> started(&rt);
     weft::Future<void> s = started.get_future();
-    (void)rt.spawn(started_then_hang(&started, &cleaned));
+    (void)rt.spawn(started_then_hang(std::move(started), &cleaned));
     s.get();
     rt.shutdown();
     CHECK(cleaned.load() == 22);
