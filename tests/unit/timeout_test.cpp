@@ -204,8 +204,10 @@ TEST_CASE("G60 wait_for(shield(t)) times out while t runs on and yields later", 
 
 TEST_CASE("G61 a wait_for that finished leaves no timeout or cancel state behind", "[wait_for]") {
   auto main = []() -> weft::Task<std::string> {
-    (void)co_await weft::wait_for(value_after(0ms, 1), 10ms);
-    co_await weft::sleep(20ms);  // the old deadline passes: nothing fires
+    // 200 ms: the inner (one yield) finishes well before it even when a
+    // loaded machine stalls the loop (with 10 ms, a stall made it time out).
+    (void)co_await weft::wait_for(value_after(0ms, 1), 200ms);
+    co_await weft::sleep(250ms);  // the old deadline passes: nothing fires
     auto self = weft::current_task();
     if (self.cancelling() != 0) co_return "stray cancelling";
     self.cancel();
