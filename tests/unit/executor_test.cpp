@@ -665,12 +665,9 @@ HelpShutdown help_shutdown_run() {
     release.set_value();
     pool->shutdown(true);
   });
-  struct Outcome {
-    int done = 0, cancelled = 0;
-  };
   auto main = [](weft::CpuPool* p, std::shared_future<void> g, std::promise<void>* h,
                  std::atomic<bool>* h_set, std::atomic<bool>* gated_job,
-                 std::atomic<bool>* shut_flag) -> weft::Task<Outcome> {
+                 std::atomic<bool>* shut_flag) -> weft::Task<HelpShutdown> {
     the_worker = std::this_thread::get_id();
     std::vector<weft::Future<int>> fs;
     for (int i = 0; i < 2000; ++i)
@@ -686,7 +683,7 @@ HelpShutdown help_shutdown_run() {
         }
         return i;
       }));
-    Outcome o;
+    HelpShutdown o;  // done and cancelled; the caller fills in the rest
     for (auto& f : fs) {
       try {
         const int v = co_await f;
@@ -705,9 +702,7 @@ HelpShutdown help_shutdown_run() {
     weft::RuntimeOptions opts = workers(1);
     opts.help_cpu_pools = true;  // off by default
     weft::Runtime rt(opts);
-    const Outcome o = rt.block_on(main(pool.get(), gate, &helping, &helping_set, &gated, &shut));
-    r.done = o.done;
-    r.cancelled = o.cancelled;
+    r = rt.block_on(main(pool.get(), gate, &helping, &helping_set, &gated, &shut));
   }
   closer.join();
   r.gated = gated.load();

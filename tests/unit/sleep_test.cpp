@@ -53,20 +53,19 @@ TEST_CASE("D38 sleep_until(t) returns at or after t", "[sleep]") {
 }
 
 namespace {
+struct Ordered {
+  std::vector<int> log;  // sleeper ids in the order they resumed
+  bool late = false;     // a sleeper started after its deadline
+};
 // A sleeper that finds its deadline already passed when it starts (a loaded
 // machine stalled the test) takes sleep_until's no-timer path, and the
-// order is then not the one under test: it says so in *late, and the test
-// runs the scenario again rather than fail on a stall.
-weft::Task<> sleeper_until(std::vector<int>* log, weft::TimePoint when, int id,
-                           bool* late = nullptr) {
-  if (late != nullptr && weft::Clock::now() >= when) *late = true;
+// order is then not the one under test: it says so in o->late, and the
+// test runs the scenario again rather than fail on a stall.
+weft::Task<> sleeper_until(Ordered* o, weft::TimePoint when, int id) {
+  if (weft::Clock::now() >= when) o->late = true;
   co_await weft::sleep_until(when);
-  log->push_back(id);
+  o->log.push_back(id);
 }
-struct Ordered {
-  std::vector<int> log;
-  bool late = false;
-};
 // Runs `scenario` until no sleeper started late (at most 20 times).
 template <class Scenario>
 std::vector<int> first_timely_run(Scenario scenario, unsigned workers) {
@@ -91,9 +90,9 @@ TEST_CASE("D38 sleepers due in different iterations wake in deadline order", "[s
     Ordered o;
     std::vector<weft::JoinHandle<void>> hs;
     const weft::TimePoint t0 = weft::Clock::now();
-    hs.push_back(weft::spawn(sleeper_until(&o.log, t0 + 30ms, 30, &o.late)));
-    hs.push_back(weft::spawn(sleeper_until(&o.log, t0 + 10ms, 10, &o.late)));
-    hs.push_back(weft::spawn(sleeper_until(&o.log, t0 + 20ms, 20, &o.late)));
+    hs.push_back(weft::spawn(sleeper_until(&o, t0 + 30ms, 30)));
+    hs.push_back(weft::spawn(sleeper_until(&o, t0 + 10ms, 10)));
+    hs.push_back(weft::spawn(sleeper_until(&o, t0 + 20ms, 20)));
     for (auto& h : hs) co_await h;
     co_return o;
   };
@@ -110,9 +109,9 @@ TEST_CASE("A3/D38 sleepers that fall due in the same iteration resume in deadlin
     Ordered o;
     std::vector<weft::JoinHandle<void>> hs;
     const weft::TimePoint t0 = weft::Clock::now();
-    hs.push_back(weft::spawn(sleeper_until(&o.log, t0 + 3ms, 3, &o.late)));
-    hs.push_back(weft::spawn(sleeper_until(&o.log, t0 + 1ms, 1, &o.late)));
-    hs.push_back(weft::spawn(sleeper_until(&o.log, t0 + 2ms, 2, &o.late)));
+    hs.push_back(weft::spawn(sleeper_until(&o, t0 + 3ms, 3)));
+    hs.push_back(weft::spawn(sleeper_until(&o, t0 + 1ms, 1)));
+    hs.push_back(weft::spawn(sleeper_until(&o, t0 + 2ms, 2)));
     hs.push_back(weft::spawn(busy_until(t0 + 5ms)));  // all three are due after it
     for (auto& h : hs) co_await h;
     co_return o;
@@ -126,7 +125,7 @@ TEST_CASE("A4/D38 sleepers with equal deadlines resume in the order they went to
     Ordered o;
     std::vector<weft::JoinHandle<void>> hs;
     const weft::TimePoint when = weft::Clock::now() + 5ms;
-    for (int i = 0; i < 5; ++i) hs.push_back(weft::spawn(sleeper_until(&o.log, when, i, &o.late)));
+    for (int i = 0; i < 5; ++i) hs.push_back(weft::spawn(sleeper_until(&o, when, i)));
     for (auto& h : hs) co_await h;
     co_return o;
   };
