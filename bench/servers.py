@@ -31,6 +31,7 @@ import json
 import mmap
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -127,6 +128,67 @@ def group_members(pgid):
         if len(fields) > 2 and fields[2] == str(pgid):
             out.append(int(d))
     return out
+
+
+def _cpu_ticks(pid):
+    """utime + stime of one process, all its threads, in clock ticks (0 if gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+    except OSError:
+        return 0
+    fields = stat[stat.rfind(")") + 2:].split()
+    return int(fields[11]) + int(fields[12])
+
+
+class CpuMeter:
+    """CPU time of the client and of the server over one measure.
+
+    On these 2-core machines client and server share the CPUs, so a rate can
+    be capped by the client rather than by the server: the client's CPU
+    (cores = CPU seconds / wall seconds) says how close it ran to its limit
+    (a single-threaded client at 1.0 can go no faster, whatever the server
+    does). The client is every child process the runner waited for during
+    the measure (RUSAGE_CHILDREN); the server is every process of its group,
+    read from /proc before and after (a member that exits in between loses
+    its share, so the figure is a lower bound). file_read has no server: its
+    "client" is the reading program itself.
+    """
+
+    TICK = os.sysconf("SC_CLK_TCK")
+
+    def __init__(self, srv):
+        self.pgid = srv.proc.pid if srv is not None and srv.proc is not None else None
+
+    @staticmethod
+    def _children_s():
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
+
+    def _server_ticks(self):
+        if self.pgid is None:
+            return None
+        return sum(_cpu_ticks(pid) for pid in group_members(self.pgid))
+
+    def start(self):
+        self.s0 = self._server_ticks()
+        self.c0 = self._children_s()
+        self.t0 = time.monotonic()
+
+    def stop(self):
+        wall = time.monotonic() - self.t0
+        client = self._children_s() - self.c0
+        s1 = self._server_ticks()
+        server = None if s1 is None else max(0, s1 - self.s0) / self.TICK
+        return {"wall_s": round(wall, 3), "client_cpu_s": round(client, 3),
+                "server_cpu_s": None if server is None else round(server, 3)}
+
+
+def cpu_cores(cpu, key):
+    """CPU seconds per wall second of one run's CpuMeter figures (None if absent)."""
+    if not cpu or cpu.get(key) is None or not cpu.get("wall_s"):
+        return None
+    return cpu[key] / cpu["wall_s"]
 
 
 def free_port():
@@ -644,6 +706,26 @@ def _num(x):
     return "%.2f" % x
 
 
+def cpu_summary(results):
+    """One line: each side's median CPU (in cores) while measuring, per peer."""
+    parts = []
+    for peer, res in results.items():
+        ok = res.get("ok", [])
+        server = _summary([c for c in (cpu_cores(r.get("cpu"), "server_cpu_s") for r in ok) if c is not None])
+        client = _summary([c for c in (cpu_cores(r.get("cpu"), "client_cpu_s") for r in ok) if c is not None])
+        if not client:
+            continue
+        if server:
+            parts.append("%s: server %.2f, client %.2f" % (peer, server["median"], client["median"]))
+        else:  # file_read: no server, the program that reads is the "client"
+            parts.append("%s: %.2f" % (peer, client["median"]))
+    if not parts:
+        return ""
+    online = len(os.sched_getaffinity(0))
+    return ("CPU while measuring, in cores (CPU s / wall s, median over the runs; %d online, shared by "
+            "every process): %s" % (online, "; ".join(parts)))
+
+
 def evaluate(workload, results, o, md_table, note=""):
     unit = UNIT[workload]
     rows, checks, ratios = [], [], []
@@ -690,6 +772,9 @@ def evaluate(workload, results, o, md_table, note=""):
             md_table(["test", "peer", "median", "min-max", "p50 us", "p99 us", "weft/peer", "target", "",
                       "notes"], rows)]
     extras = [x for x in [note] if x]
+    cpu_line = cpu_summary(results)
+    if cpu_line:
+        extras.append(cpu_line)
     if weft_ok and any(r.get("raw", {}).get("metrics") for r in weft_ok):
         extras.append("- weft metrics (first run): " + json.dumps(weft_ok[0]["raw"]["metrics"]))
     if extras:
@@ -737,9 +822,11 @@ def run_workload(workload, peers, o, md_table):
                     srv = w.server(peer)
                     if srv is not None:
                         srv.start()
+                    meter = CpuMeter(srv)
+                    meter.start()
                     figs, raw = w.measure(peer, srv)
                     res["ok"].append({"peer": peer, "workload": workload, "rep": rep + 1, "figures": figs,
-                                      "raw": raw})
+                                      "raw": raw, "cpu": meter.stop()})
                 except Skip as e:
                     res["skipped"] = str(e)
                     log("   skipped: %s %s: %s" % (workload, peer, e))
