@@ -204,7 +204,9 @@ std::atomic<std::size_t> g_depot_bytes{0};
 // is n + 8 rounded up to 16, so sizes of 8 mod 16 fill their chunk exactly: a
 // 152-byte frame costs a 160-byte chunk, where a class of 160 would cost 176.
 // (Every chunk is 16-aligned whatever its size, as coroutine frames need.)
-std::size_t class_bytes(std::size_t c) noexcept { return kClassBase + c * kFrameClassBytes; }
+constexpr std::size_t class_bytes(std::size_t c) noexcept {
+  return kClassBase + c * kFrameClassBytes;
+}
 static_assert((kMaxCachedFrame - kClassBase + kFrameClassBytes - 1) / kFrameClassBytes < kClasses,
               "the largest cached frame needs a class");
 
@@ -255,29 +257,64 @@ void depot_drain() noexcept {
   }
 }
 
-struct FrameCache;
-extern thread_local constinit bool t_cache_dead;
+// # The per-thread cache
+// A plain array of free lists per size class, constant-initialised and
+// trivially destructible, so the hot paths reach it with one %fs-relative
+// access and no "is it constructed yet" guard. What a thread still caches when
+// it exits goes back to malloc through a separate thread_local (CacheReaper)
+// whose destructor is registered the first time the thread puts a frame into
+// its cache (arm_cache, on a slow path). The state byte says where the thread
+// is in that life:
+//   kUnarmed  nothing cached yet, no destructor registered;
+//   kArmed    the reaper will drain the cache at thread exit;
+//   kDead     the reaper ran: frames freed later in the thread's exit go
+//             straight to free(), and the cache stays empty.
 struct FrameCache {
-  FreeFrame* heads[kClasses] = {};
-  std::uint32_t counts[kClasses] = {};
-  ~FrameCache() {
+  FreeFrame* heads[kClasses];
+  std::uint32_t counts[kClasses];
+};
+enum : std::uint8_t { kUnarmed = 0, kArmed = 1, kDead = 2 };
+thread_local constinit FrameCache t_cache = {};
+thread_local constinit std::uint8_t t_cache_state = kUnarmed;
+
+struct CacheReaper {
+  bool registered = false;
+  ~CacheReaper() {
     for (std::size_t c = 0; c < kClasses; ++c) {
-      while (heads[c]) {
-        FreeFrame* f = heads[c];
-        heads[c] = f->next;
+      while (FreeFrame* f = t_cache.heads[c]) {
+        t_cache.heads[c] = f->next;
         std::free(f);
       }
+      t_cache.counts[c] = 0;
     }
-    t_cache_dead = true;  // frames freed later in thread exit go to free()
+    t_cache_state = kDead;
   }
 };
+thread_local CacheReaper t_reaper;
 
-thread_local constinit bool t_cache_dead = false;
-thread_local FrameCache t_cache;
+// First use of the cache on this thread: registers the reaper (constructing
+// a thread_local with a destructor registers it with the C++ runtime).
+[[gnu::noinline]] void arm_cache() noexcept {
+  t_reaper.registered = true;
+  t_cache_state = kArmed;
+}
 
 std::size_t class_of(std::size_t n) noexcept {
   return n <= kClassBase ? 0 : (n - kClassBase + kFrameClassBytes - 1) / kFrameClassBytes;
 }
+
+// How many frames of class c a thread caches at most: kFrameCacheBytesPerClass
+// worth, rounded up (a count reaching it sends a batch to the depot).
+struct CacheCaps {
+  std::uint32_t n[kClasses];
+  constexpr CacheCaps() : n() {
+    for (std::size_t c = 0; c < kClasses; ++c)
+      n[c] = static_cast<std::uint32_t>((kFrameCacheBytesPerClass + class_bytes(c) - 1) /
+                                        class_bytes(c));
+  }
+};
+constexpr CacheCaps kCacheCaps;
+static_assert(kCacheCaps.n[kClasses - 1] >= kBatch, "every class caches at least a batch");
 
 // # Refills by idle workers
 // A thread that spawns a burst of tasks (spawn_many's loop, a foreign thread
@@ -313,58 +350,91 @@ void want_refill(std::size_t c) noexcept {
 
 }  // namespace
 
-void* frame_alloc(std::size_t n) {
-  if (n <= kMaxCachedFrame && !t_cache_dead) {
-    std::size_t c = class_of(n);
-    FrameCache& cache = t_cache;
-    FreeFrame* f = cache.heads[c];
-    if (f == nullptr) {
-      if ((f = depot_take(c)) != nullptr) cache.counts[c] = kBatch;
-      want_refill(c);
-    }
-    if (f != nullptr) {
-      cache.heads[c] = f->next;
-      --cache.counts[c];
-      return f;
-    }
-    n = class_bytes(c);
-  }
+namespace {
+void* malloc_or_throw(std::size_t n) {
   void* p = std::malloc(n);
   if (!p) throw std::bad_alloc();
   return p;
 }
 
-void frame_free(void* p, std::size_t n) noexcept {
-  if (n <= kMaxCachedFrame && !t_cache_dead) {
-    std::size_t c = class_of(n);
-    FrameCache& cache = t_cache;
-    if (cache.counts[c] * class_bytes(c) >= kFrameCacheBytesPerClass) {
-      // Full: hand the kBatch most recently freed frames to the depot (or,
-      // if that is full too, back to malloc). The cap is at least kBatch
-      // frames of every cached class, so there are enough.
-      FreeFrame* chain = cache.heads[c];
-      FreeFrame* last = chain;
-      for (std::uint32_t i = 1; i < kBatch; ++i) last = last->next;
-      cache.heads[c] = last->next;
-      last->next = nullptr;
-      cache.counts[c] -= kBatch;
-      if (depot_put(c, chain)) {
-        // Frames parked in the depot pin their pages like freed memory that
-        // was not trimmed, and trimming empties the depot: they count as
-        // released, or the last 8 MiB of a burst would never be trimmed.
-        count_release(kBatch * class_bytes(c));
-      } else {
-        free_chain(chain, class_bytes(c), true);
-      }
+// Class c's cache is empty: a batch from the depot, else malloc.
+[[gnu::noinline]] void* alloc_slow(std::size_t c) {
+  if (t_cache_state != kDead) {
+    FreeFrame* f = depot_take(c);
+    want_refill(c);
+    if (f != nullptr) {
+      if (t_cache_state == kUnarmed) arm_cache();
+      t_cache.heads[c] = f->next;
+      t_cache.counts[c] = kBatch - 1;
+      return f;
     }
-    auto* f = static_cast<FreeFrame*>(p);
-    f->next = cache.heads[c];
-    cache.heads[c] = f;
-    ++cache.counts[c];
+  }
+  return malloc_or_throw(class_bytes(c));
+}
+
+// The cache cannot take p as it is: not armed yet, dead, or class c is full.
+[[gnu::noinline]] void free_slow(void* p, std::size_t c, std::size_t n) noexcept {
+  if (t_cache_state == kDead) {
+    count_release(n);
+    std::free(p);
     return;
   }
-  count_release(n);
-  std::free(p);
+  if (t_cache_state == kUnarmed) arm_cache();
+  if (t_cache.counts[c] >= kCacheCaps.n[c]) {
+    // Full: hand the kBatch most recently freed frames to the depot (or,
+    // if that is full too, back to malloc). The cap is at least kBatch
+    // frames of every cached class, so there are enough.
+    FreeFrame* chain = t_cache.heads[c];
+    FreeFrame* last = chain;
+    for (std::uint32_t i = 1; i < kBatch; ++i) last = last->next;
+    t_cache.heads[c] = last->next;
+    last->next = nullptr;
+    t_cache.counts[c] -= kBatch;
+    if (depot_put(c, chain)) {
+      // Frames parked in the depot pin their pages like freed memory that
+      // was not trimmed, and trimming empties the depot: they count as
+      // released, or the last 8 MiB of a burst would never be trimmed.
+      count_release(kBatch * class_bytes(c));
+    } else {
+      free_chain(chain, class_bytes(c), true);
+    }
+  }
+  auto* f = static_cast<FreeFrame*>(p);
+  f->next = t_cache.heads[c];
+  t_cache.heads[c] = f;
+  ++t_cache.counts[c];
+}
+}  // namespace
+
+// The hot paths: a pop or a push on the thread's list for the class, with
+// everything else (the depot, arming, the cap, thread exit) out of line.
+void* frame_alloc(std::size_t n) {
+  if (n > kMaxCachedFrame) [[unlikely]]
+    return malloc_or_throw(n);
+  const std::size_t c = class_of(n);
+  FreeFrame* f = t_cache.heads[c];
+  if (f == nullptr) [[unlikely]]
+    return alloc_slow(c);
+  t_cache.heads[c] = f->next;
+  --t_cache.counts[c];
+  return f;
+}
+
+void frame_free(void* p, std::size_t n) noexcept {
+  if (n > kMaxCachedFrame) [[unlikely]] {
+    count_release(n);
+    std::free(p);
+    return;
+  }
+  const std::size_t c = class_of(n);
+  if (t_cache_state != kArmed || t_cache.counts[c] >= kCacheCaps.n[c]) [[unlikely]] {
+    free_slow(p, c, n);
+    return;
+  }
+  auto* f = static_cast<FreeFrame*>(p);
+  f->next = t_cache.heads[c];
+  t_cache.heads[c] = f;
+  ++t_cache.counts[c];
 }
 
 void drain_depot_for_trim() noexcept { depot_drain(); }
@@ -402,12 +472,19 @@ std::size_t frame_refill_step() noexcept {
 
 bool frame_cache_enabled() noexcept { return true; }
 
+std::size_t frame_cache_count() noexcept {
+  std::size_t n = 0;
+  for (std::size_t c = 0; c < kClasses; ++c) n += t_cache.counts[c];
+  return n;
+}
+
 #else
 
 void drain_depot_for_trim() noexcept {}
 bool frame_refill_wanted() noexcept { return false; }
 std::size_t frame_refill_step() noexcept { return 0; }
 bool frame_cache_enabled() noexcept { return false; }
+std::size_t frame_cache_count() noexcept { return 0; }
 
 void* frame_alloc(std::size_t n) {
   void* p = std::malloc(n);

@@ -1,6 +1,7 @@
 // Frame memory goes back to the OS at the end of a burst of frees
 // (weft/detail/frame_alloc.hpp): the spawn_idle benchmark's after-cancel RSS
 // depends on it, and it must not depend on luck.
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <thread>
@@ -91,4 +92,50 @@ TEST_CASE("frame memory: with refill_frames off no worker refills", "[frame]") {
   auto hs = spawn_burst(rt, 20000);
   rt.block_on(await_all(hs));
   CHECK(rt.metrics().total().frames_refilled == 0);
+}
+
+namespace {
+
+// Frees, during its thread's exit, a frame the thread allocated, and records
+// what the thread's cache held just after that free.
+struct FreedAtExit {
+  void* frame = nullptr;
+  std::atomic<std::size_t>* cached_after = nullptr;
+  ~FreedAtExit() {
+    if (frame == nullptr) return;
+    weft::detail::frame_free(frame, kExitFrameBytes);
+    cached_after->store(weft::detail::frame_cache_count(), std::memory_order_relaxed);
+  }
+  static constexpr std::size_t kExitFrameBytes = 104;
+};
+thread_local FreedAtExit t_freed_at_exit;
+
+}  // namespace
+
+// The per-thread cache (frame_alloc.cpp) is a plain thread_local array; a
+// second thread_local, registered when the cache is first used, gives what it
+// holds back to malloc at thread exit. A thread_local destroyed after that
+// one (here: constructed before the cache was used) still frees frames,
+// and they must go to free() rather than into the cache given back.
+TEST_CASE("frame memory: a thread's cache is given back at its exit and frees after that bypass it",
+          "[frame]") {
+  std::size_t cached_while_running = 0;
+  std::atomic<std::size_t> cached_after_exit_free{999};
+  std::thread t([&] {
+    // Constructed before the cache is used, so destroyed after it is given back.
+    t_freed_at_exit.cached_after = &cached_after_exit_free;
+    std::vector<void*> frames;
+    for (int i = 0; i < 10; ++i) frames.push_back(weft::detail::frame_alloc(200));
+    for (void* f : frames) weft::detail::frame_free(f, 200);
+    cached_while_running = weft::detail::frame_cache_count();
+    t_freed_at_exit.frame = weft::detail::frame_alloc(FreedAtExit::kExitFrameBytes);
+  });
+  t.join();
+  if (weft::detail::frame_cache_enabled()) {
+    CHECK(cached_while_running >= 10);
+  } else {
+    CHECK(cached_while_running == 0);  // AddressSanitizer builds: no cache
+  }
+  // The free during the exit went past the cache: it holds nothing.
+  CHECK(cached_after_exit_free.load(std::memory_order_relaxed) == 0);
 }

@@ -50,6 +50,10 @@ std::size_t frame_refill_step() noexcept;
 /// False in builds without the frame cache (AddressSanitizer), where frames
 /// come straight from malloc and nothing is refilled.
 bool frame_cache_enabled() noexcept;
+/// How many free frames the calling thread's cache holds, all classes
+/// together (0 in builds without the cache, and once the thread's exit has
+/// given its cache back to malloc). For tests and diagnostics; any thread.
+std::size_t frame_cache_count() noexcept;
 
 /// Giving memory back to the OS. glibc keeps freed memory mapped, so after a
 /// burst of a million tasks the process would keep their memory for good.
