@@ -13,11 +13,10 @@
 
 namespace weft::detail {
 
-namespace {
 thread_local constinit Worker* tl_worker = nullptr;
-// The worker whose thread runs CpuPool jobs now (help_pools), when
-// tl_worker is null for the jobs' sake.
 thread_local constinit Worker* tl_helping = nullptr;
+
+namespace {
 
 std::uint64_t xorshift(std::uint64_t& s) noexcept {
   s ^= s << 13;
@@ -37,9 +36,6 @@ void callback_timer_fire(TimerNode* t) noexcept {
   // (§A 5); the list's reference is the one the heap held.
   tl_worker->post_soon_owner(static_cast<CallbackNode*>(t));
 }
-
-Worker* Worker::current() noexcept { return tl_worker; }
-Worker* Worker::current_or_helping() noexcept { return tl_worker ? tl_worker : tl_helping; }
 
 Worker::Worker(RuntimeImpl& rt, unsigned index)
     : rt_(rt),

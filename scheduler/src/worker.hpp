@@ -110,6 +110,13 @@ inline constexpr std::uint64_t kIgnoreToken = 0;   // cancels, skipped results
 inline constexpr std::uint64_t kWakeToken = 1;     // MSG_RING wake-up
 inline constexpr std::uint64_t kEventfdToken = 2;  // the armed eventfd read
 
+class Worker;
+/// The worker whose thread this is (worker.cpp sets it for the thread's
+/// life), and the worker whose thread runs CpuPool jobs now (help_pools),
+/// when tl_worker is null for the jobs' sake.
+extern thread_local constinit Worker* tl_worker;
+extern thread_local constinit Worker* tl_helping;
+
 class Worker final : public Loop {
  public:
   // kNotifiedSearchLocal: as kNotifiedSearch, by a sibling that spawned a
@@ -187,11 +194,12 @@ class Worker final : public Loop {
   LocalQueue& queue() noexcept { return queue_; }
   int park_state() const noexcept { return park_state_.load(std::memory_order_acquire); }
 
-  /// The worker whose thread this is, or null.
-  static Worker* current() noexcept;
+  /// The worker whose thread this is, or null. Inline: every spawn and
+  /// wake asks.
+  static Worker* current() noexcept { return tl_worker; }
   /// current(), or the worker whose thread is running CpuPool jobs (for
   /// which current() is null: help_pools). For waking tasks only.
-  static Worker* current_or_helping() noexcept;
+  static Worker* current_or_helping() noexcept { return tl_worker ? tl_worker : tl_helping; }
 
  private:
   friend class RuntimeImpl;
