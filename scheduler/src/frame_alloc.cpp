@@ -163,6 +163,14 @@ std::uint64_t trim_count() noexcept { return g_trims.load(std::memory_order_rela
 #define WEFT_FRAME_CACHE 1
 #endif
 
+namespace {
+void* malloc_or_throw(std::size_t n) {
+  void* p = std::malloc(n);
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+}  // namespace
+
 #if WEFT_FRAME_CACHE
 namespace {
 
@@ -351,10 +359,11 @@ void want_refill(std::size_t c) noexcept {
 }  // namespace
 
 namespace {
-void* malloc_or_throw(std::size_t n) {
-  void* p = std::malloc(n);
-  if (!p) throw std::bad_alloc();
-  return p;
+void push_cached(void* p, std::size_t c) noexcept {
+  auto* f = static_cast<FreeFrame*>(p);
+  f->next = t_cache.heads[c];
+  t_cache.heads[c] = f;
+  ++t_cache.counts[c];
 }
 
 // Class c's cache is empty: a batch from the depot, else malloc.
@@ -399,10 +408,7 @@ void* malloc_or_throw(std::size_t n) {
       free_chain(chain, class_bytes(c), true);
     }
   }
-  auto* f = static_cast<FreeFrame*>(p);
-  f->next = t_cache.heads[c];
-  t_cache.heads[c] = f;
-  ++t_cache.counts[c];
+  push_cached(p, c);
 }
 }  // namespace
 
@@ -431,10 +437,7 @@ void frame_free(void* p, std::size_t n) noexcept {
     free_slow(p, c, n);
     return;
   }
-  auto* f = static_cast<FreeFrame*>(p);
-  f->next = t_cache.heads[c];
-  t_cache.heads[c] = f;
-  ++t_cache.counts[c];
+  push_cached(p, c);
 }
 
 void drain_depot_for_trim() noexcept { depot_drain(); }
@@ -486,11 +489,7 @@ std::size_t frame_refill_step() noexcept { return 0; }
 bool frame_cache_enabled() noexcept { return false; }
 std::size_t frame_cache_count() noexcept { return 0; }
 
-void* frame_alloc(std::size_t n) {
-  void* p = std::malloc(n);
-  if (!p) throw std::bad_alloc();
-  return p;
-}
+void* frame_alloc(std::size_t n) { return malloc_or_throw(n); }
 void frame_free(void* p, std::size_t n) noexcept {
   count_release(n);
   std::free(p);
