@@ -147,12 +147,12 @@ class CpuMeter:
     On these 2-core machines client and server share the CPUs, so a rate can
     be capped by the client rather than by the server: the client's CPU
     (cores = CPU seconds / wall seconds) says how close it ran to its limit
-    (a single-threaded client at 1.0 can go no faster, whatever the server
-    does). The client is every child process the runner waited for during
-    the measure (RUSAGE_CHILDREN); the server is every process of its group,
-    read from /proc before and after (a member that exits in between loses
-    its share, so the figure is a lower bound). file_read has no server: its
-    "client" is the reading program itself.
+    (a single-threaded client at 1.0 speeds up only if the server makes each
+    request cheaper for it). The client is every child process the runner
+    waited for during the measure (RUSAGE_CHILDREN); the server is every
+    process of its group, read from /proc before and after (a member that
+    exits in between loses its share, so the figure is a lower bound).
+    file_read has no server: its "client" is the reading program itself.
     """
 
     TICK = os.sysconf("SC_CLK_TCK")
