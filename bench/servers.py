@@ -317,7 +317,8 @@ def need_tool(name, package):
 def weft_server_cmd(workload, o):
     exe = need_exe(WEFT_PROGRAMS[workload], "%s not built (examples/%s.cpp)" % (
         os.path.relpath(WEFT_PROGRAMS[workload], ROOT), os.path.basename(WEFT_PROGRAMS[workload])))
-    return lambda port: [exe, "--port", str(port), "--workers", str(o.workers)]
+    knobs = list(getattr(o, "weft_knob_args", []))  # bench/run's knob flags and --weft-arg
+    return lambda port: [exe, "--port", str(port), "--workers", str(o.workers)] + knobs
 
 
 def fig(rate, p50_ns=None, p99_ns=None):
@@ -656,7 +657,7 @@ class FileRead:
                            % os.path.relpath(WEFT_PROGRAMS["file_read"], ROOT))
             cmd = [exe, "--file", self.path, "--workers", str(o.workers), "--depth", str(o.depth),
                    "--seconds", str(o.seconds), "--direct", "1" if self.direct else "0",
-                   "--block-size", "4096"]
+                   "--block-size", "4096"] + list(getattr(o, "weft_knob_args", []))
             d = one_json(run_client(cmd, o.seconds + 60), "weft_file_read")
             if "skipped" in d:
                 raise Skip(d["skipped"])

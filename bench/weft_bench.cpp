@@ -6,12 +6,7 @@
 //
 //   weft_bench --workload NAME [--workers 2] [--n N] [--t T] [--y Y] [--p P]
 //              [--r R] [--depth D] [--seed S] [--ops OPS]
-//              [--ring-entries 256] [--lifo-slot 0|1] [--lifo-cap 3]
-//              [--global-queue-interval 31] [--event-interval 61]
-//              [--max-searching 0] [--spin-before-park 32]
-//              [--wake-with-eventfd 0|1] [--trim-threshold BYTES]
-//              [--park-spin-us 0] [--sibling-spin-us 50] [--blocking-idle-spin-us 50]
-//              [--help-cpu-pools 0|1] [--refill-frames 0|1]
+//              [every RuntimeOptions knob flag: weft/runtime_flags.hpp]
 //
 // --workers 0 means all cores (std::thread::hardware_concurrency()), as
 // RuntimeOptions::workers = 0 does; the peers need at least 1.
@@ -63,12 +58,8 @@ struct Args {
   std::fprintf(stderr,
                "usage: %s --workload NAME [--workers 2] [--n N] [--t T] [--y Y] [--p P] [--r R]\n"
                "       [--depth D] [--seed S] [--ops OPS]\n"
-               "       [--ring-entries 256] [--lifo-slot 0|1] [--lifo-cap 3]\n"
-               "       [--global-queue-interval 31] [--event-interval 61] [--max-searching 0]\n"
-               "       [--spin-before-park 32] [--wake-with-eventfd 0|1] [--trim-threshold BYTES]\n"
-               "       [--park-spin-us 0] [--sibling-spin-us 50] [--blocking-idle-spin-us 50]\n"
-               "       [--help-cpu-pools 0|1] [--refill-frames 0|1]\n",
-               kProg);
+               "and every RuntimeOptions knob (weft/runtime_flags.hpp):\n%s",
+               kProg, weft::runtime_flags_usage());
   std::exit(2);
 }
 
@@ -87,16 +78,6 @@ Args parse_args(int argc, char** argv) {
       if (errno != 0 || end == val || *end != '\0' || val[0] == '-')
         usage("bad number for " + key + ": " + val);
       return v;
-    };
-    auto u32 = [&]() -> unsigned {
-      uint64_t v = num();
-      if (v > 0xffffffffu) usage("too large for " + key + ": " + val);
-      return static_cast<unsigned>(v);
-    };
-    auto flag = [&]() -> bool {
-      uint64_t v = num();
-      if (v > 1) usage(key + " takes 0 or 1");
-      return v == 1;
     };
     if (key == "--workload")
       a.workload = val;
@@ -118,36 +99,15 @@ Args parse_args(int argc, char** argv) {
       a.seed = num();
     else if (key == "--ops")
       a.ops = static_cast<int64_t>(num());
-    else if (key == "--ring-entries")
-      o.ring_entries = u32();
-    else if (key == "--lifo-slot")
-      o.lifo_slot = flag();
-    else if (key == "--lifo-cap")
-      o.lifo_cap = u32();
-    else if (key == "--global-queue-interval")
-      o.global_queue_interval = u32();
-    else if (key == "--event-interval")
-      o.event_interval = u32();
-    else if (key == "--max-searching")
-      o.max_searching = u32();
-    else if (key == "--spin-before-park")
-      o.spin_before_park = u32();
-    else if (key == "--wake-with-eventfd")
-      o.wake_with_eventfd = flag();
-    else if (key == "--trim-threshold")
-      o.trim_threshold = static_cast<std::size_t>(num());
-    else if (key == "--park-spin-us")
-      o.park_spin = std::chrono::microseconds(u32());
-    else if (key == "--sibling-spin-us")
-      o.sibling_spin = std::chrono::microseconds(u32());
-    else if (key == "--blocking-idle-spin-us")
-      o.blocking_idle_spin = std::chrono::microseconds(u32());
-    else if (key == "--help-cpu-pools")
-      o.help_cpu_pools = flag();
-    else if (key == "--refill-frames")
-      o.refill_frames = flag();
-    else
-      usage("unknown option " + key);
+    else {
+      bool knob = false;
+      try {
+        knob = weft::set_runtime_flag(o, key, val);
+      } catch (const std::invalid_argument& e) {
+        usage(e.what());
+      }
+      if (!knob) usage("unknown option " + key);
+    }
   }
   if (a.workload.empty()) usage("--workload is required");
   if (a.workers < 0) usage("--workers must be >= 0 (0 = all cores)");

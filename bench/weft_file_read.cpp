@@ -44,6 +44,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 #include <weft/io/file.hpp>
@@ -159,8 +160,9 @@ weft::Task<int> bench(const Args* a) {
 int usage(const char* prog) {
   std::fprintf(stderr,
                "usage: %s --file PATH [--workers N] [--depth D] [--seconds S] [--direct 0|1] "
-               "[--block-size B] [--fixed-buffers 0|1]\n",
-               prog);
+               "[--block-size B] [--fixed-buffers 0|1]\n"
+               "and every RuntimeOptions knob (weft/runtime_flags.hpp):\n%s",
+               prog, weft::runtime_flags_usage());
   return 2;
 }
 
@@ -168,6 +170,7 @@ int usage(const char* prog) {
 
 int main(int argc, char** argv) {
   Args a;
+  weft::RuntimeOptions o;
   for (int i = 1; i < argc; i += 2) {
     if (i + 1 >= argc) return usage(argv[0]);
     const char* v = argv[i + 1];
@@ -186,13 +189,18 @@ int main(int argc, char** argv) {
     } else if (std::strcmp(argv[i], "--block-size") == 0) {
       a.block = std::strtoul(v, nullptr, 10);
     } else {
-      return usage(argv[0]);
+      try {
+        if (!weft::set_runtime_flag(o, argv[i], v)) return usage(argv[0]);
+      } catch (const std::invalid_argument& e) {
+        usage(argv[0]);
+        std::fprintf(stderr, "%s\n", e.what());
+        return 2;
+      }
     }
   }
   if (a.file == nullptr || a.workers == 0 || a.depth == 0 || !(a.seconds > 0) || a.block == 0 ||
       (a.direct && a.block % 512 != 0))
     return usage(argv[0]);
-  weft::RuntimeOptions o;
   o.workers = a.workers;
   if (a.fixed) {
     o.fixed_buffers = a.workers * a.depth;

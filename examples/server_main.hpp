@@ -1,10 +1,12 @@
 // examples/server_main.hpp - what the example servers share: the command line
 //
-//   <server> --port P [--workers N] [--host H]
+//   <server> --port P [--workers N] [--host H] [RuntimeOptions knob flags]
 //
 // (the contract the benchmark runner relies on: README.md, "Server
 // workloads"): --port is required (0 lets the kernel pick one), --workers
-// defaults to 2 and --host to 127.0.0.1. And a main that serves one
+// defaults to 2 and --host to 127.0.0.1, and every RuntimeOptions knob has
+// its flag (weft/runtime_flags.hpp), so bench/run can tune a server as it
+// tunes weft_bench. And a main that serves one
 // connection handler, printing "listening on <address>" once it accepts
 // connections, until SIGTERM or SIGINT, and exits 0 on either:
 // - SIGTERM: a weft signal handler (io::add_signal_handler) closes the
@@ -23,6 +25,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <optional>
+#include <stdexcept>
 #include <weft/io/server.hpp>
 #include <weft/io/signal.hpp>
 #include <weft/weft.hpp>
@@ -33,10 +36,14 @@ struct ServerArgs {
   // 2, as the README promises: the machines weft is measured on have 2 cores,
   // and a fixed default keeps a run's shape the same whatever the machine.
   unsigned workers = 2;
+  weft::RuntimeOptions options;  // the knob flags given (workers is set from --workers)
 };
 
 inline std::optional<ServerArgs> server_usage(const char* prog) {
-  std::fprintf(stderr, "usage: %s --port 0-65535 [--workers 1-1024] [--host H]\n", prog);
+  std::fprintf(stderr,
+               "usage: %s --port 0-65535 [--workers 1-1024] [--host H]\n"
+               "and every RuntimeOptions knob (weft/runtime_flags.hpp):\n%s",
+               prog, weft::runtime_flags_usage());
   return std::nullopt;
 }
 
@@ -61,7 +68,13 @@ inline std::optional<ServerArgs> parse_server_args(int argc, char** argv) {
     } else if (std::strcmp(argv[i], "--host") == 0) {
       a.host = v;
     } else {
-      return server_usage(argv[0]);
+      try {
+        if (!weft::set_runtime_flag(a.options, argv[i], v)) return server_usage(argv[0]);
+      } catch (const std::invalid_argument& e) {
+        server_usage(argv[0]);
+        std::fprintf(stderr, "%s\n", e.what());  // after the usage, which comes first
+        return std::nullopt;
+      }
     }
   }
   if (!have_port) return server_usage(argv[0]);
@@ -89,7 +102,7 @@ inline weft::Task<void> serve(weft::io::ClientConnected* handler, const char* ho
 inline int server_main(int argc, char** argv, const char* name, weft::io::ClientConnected handler) {
   std::optional<ServerArgs> args = parse_server_args(argc, argv);
   if (!args) return 2;
-  weft::RuntimeOptions options;
+  weft::RuntimeOptions options = args->options;
   options.workers = args->workers;
   try {
     weft::run(serve(&handler, args->host, args->port), options);

@@ -100,9 +100,11 @@ constexpr std::chrono::seconds kExitLimit{30};
 // SIGTERM and SIGINT handling is in place by then).
 class ServerProcess {
  public:
-  explicit ServerProcess(const char* path) {
+  explicit ServerProcess(const char* path, std::vector<std::string> extra = {}) {
     int out = -1;
-    pid_ = spawn_server(path, {"--port", "0", "--workers", "2"}, 1, &out);
+    std::vector<std::string> args = {"--port", "0", "--workers", "2"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    pid_ = spawn_server(path, args, 1, &out);
     // A server that never says where it listens fails here after 30 s.
     std::string line = read_until(out, '\n');
     ::close(out);
@@ -308,15 +310,73 @@ TEST_CASE("servers: run until SIGTERM, exit 0 on it", "[example]") { check_exit_
 
 TEST_CASE("servers: run until SIGINT, exit 0 on it", "[example]") { check_exit_zero_on(SIGINT); }
 
+// Every RuntimeOptions knob flag (weft/runtime_flags.hpp), each away from its
+// default: the servers accept them all (bench/run passes its knobs on), still
+// serve, and still exit 0 on SIGTERM.
+TEST_CASE("servers: accept every RuntimeOptions knob flag and still serve", "[example]") {
+  ::signal(SIGPIPE, SIG_IGN);
+  const std::vector<std::string> knobs = {"--ring-entries",
+                                          "128",
+                                          "--lifo-slot",
+                                          "0",
+                                          "--lifo-cap",
+                                          "5",
+                                          "--global-queue-interval",
+                                          "17",
+                                          "--event-interval",
+                                          "13",
+                                          "--max-searching",
+                                          "1",
+                                          "--spin-before-park",
+                                          "0",
+                                          "--wake-with-eventfd",
+                                          "1",
+                                          "--trim-threshold",
+                                          "0",
+                                          "--park-spin-us",
+                                          "10",
+                                          "--sibling-spin-us",
+                                          "0",
+                                          "--blocking-idle-spin-us",
+                                          "0",
+                                          "--help-cpu-pools",
+                                          "1",
+                                          "--refill-frames",
+                                          "0"};
+  for (const NamedServer& s : kServers) {
+    INFO(s.name);
+    ServerProcess server(s.path, knobs);
+    {
+      Client c(server.port());
+      if (std::string(s.name) == "echo_server") {
+        c.send("knobs\n");
+        CHECK(c.recv_n(6) == "knobs\n");
+      } else if (std::string(s.name) == "resp_server") {
+        c.send("PING\r\n");
+        CHECK(c.recv_n(7) == "+PONG\r\n");
+      } else {
+        c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        CHECK(c.recv_n(15) == "HTTP/1.1 200 OK");
+      }
+    }
+    std::optional<int> st = server.stop_with(SIGTERM);
+    REQUIRE(st.has_value());
+    REQUIRE(WIFEXITED(*st));
+    CHECK(WEXITSTATUS(*st) == 0);
+  }
+}
+
 TEST_CASE("servers: --port is required, bad arguments print the usage and exit 2", "[example]") {
   const std::vector<std::vector<std::string>> bad = {
-      {},                                   // no --port
-      {"--workers", "2"},                   // still no --port
-      {"--port", "70000"},                  // out of range
-      {"--port", "0", "--workers", "0"},    // no workers
-      {"--port", "0", "--workers", "x"},    // not a number
-      {"--port"},                           // no value
-      {"--port", "0", "--frobnicate", "1"}  // unknown option
+      {},                                    // no --port
+      {"--workers", "2"},                    // still no --port
+      {"--port", "70000"},                   // out of range
+      {"--port", "0", "--workers", "0"},     // no workers
+      {"--port", "0", "--workers", "x"},     // not a number
+      {"--port"},                            // no value
+      {"--port", "0", "--frobnicate", "1"},  // unknown option
+      {"--port", "0", "--lifo-cap", "x"},    // a knob's value not a number
+      {"--port", "0", "--lifo-slot", "2"}    // an on/off knob given 2
   };
   for (const NamedServer& s : kServers) {
     for (const auto& args : bad) {

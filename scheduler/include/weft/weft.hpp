@@ -15,6 +15,7 @@
 #include <weft/join_handle.hpp>
 #include <weft/loop.hpp>
 #include <weft/runtime.hpp>
+#include <weft/runtime_flags.hpp>
 #include <weft/sleep.hpp>
 #include <weft/sync.hpp>
 #include <weft/task.hpp>
