@@ -18,10 +18,10 @@ std::uint64_t parse_number(std::string_view flag, std::string_view value, std::u
   const char* last = value.data() + value.size();
   const auto [end, ec] = std::from_chars(first, last, v);
   if (value.empty() || ec != std::errc() || end != last || v > max) {
-    throw std::invalid_argument("weft: " + std::string(flag) + " takes " +
-                                (max == 1 ? std::string("0 or 1") :
-                                            "a number from 0 to " + std::to_string(max)) +
-                                ", not '" + std::string(value) + "'");
+    throw std::invalid_argument(
+        "weft: " + std::string(flag) + " takes " +
+        (max == 1 ? std::string("0 or 1") : "a number from 0 to " + std::to_string(max)) +
+        ", not '" + std::string(value) + "'");
   }
   return v;
 }

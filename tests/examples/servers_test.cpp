@@ -315,34 +315,19 @@ TEST_CASE("servers: run until SIGINT, exit 0 on it", "[example]") { check_exit_z
 // serve, and still exit 0 on SIGTERM.
 TEST_CASE("servers: accept every RuntimeOptions knob flag and still serve", "[example]") {
   ::signal(SIGPIPE, SIG_IGN);
-  const std::vector<std::string> knobs = {"--ring-entries",
-                                          "128",
-                                          "--lifo-slot",
-                                          "0",
-                                          "--lifo-cap",
-                                          "5",
-                                          "--global-queue-interval",
-                                          "17",
-                                          "--event-interval",
-                                          "13",
-                                          "--max-searching",
-                                          "1",
-                                          "--spin-before-park",
-                                          "0",
-                                          "--wake-with-eventfd",
-                                          "1",
-                                          "--trim-threshold",
-                                          "0",
-                                          "--park-spin-us",
-                                          "10",
-                                          "--sibling-spin-us",
-                                          "0",
-                                          "--blocking-idle-spin-us",
-                                          "0",
-                                          "--help-cpu-pools",
-                                          "1",
-                                          "--refill-frames",
-                                          "0"};
+  const std::pair<const char*, const char*> set[] = {
+      {"--ring-entries", "128"},   {"--lifo-slot", "0"},
+      {"--lifo-cap", "5"},         {"--global-queue-interval", "17"},
+      {"--event-interval", "13"},  {"--max-searching", "1"},
+      {"--spin-before-park", "0"}, {"--wake-with-eventfd", "1"},
+      {"--trim-threshold", "0"},   {"--park-spin-us", "10"},
+      {"--sibling-spin-us", "0"},  {"--blocking-idle-spin-us", "0"},
+      {"--help-cpu-pools", "1"},   {"--refill-frames", "0"}};
+  std::vector<std::string> knobs;
+  for (const auto& [flag, value] : set) {
+    knobs.push_back(flag);
+    knobs.push_back(value);
+  }
   for (const NamedServer& s : kServers) {
     INFO(s.name);
     ServerProcess server(s.path, knobs);
