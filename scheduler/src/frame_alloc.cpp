@@ -381,18 +381,22 @@ void push_cached(void* p, std::size_t c) noexcept {
 // straight back. If the arena had no room left, that grows its heap by
 // kGrowProbe in one mprotect, and the block, back at the top of the heap,
 // serves the next frames with no system call and no fault: about 2,100
-// mprotect and 2,100 madvise calls and 4,300 page faults per million
-// spawns. Against growing alone (old and new binaries alternated, medians):
+// mprotect and 2,100 madvise calls and 4,300 page faults per million spawns.
+// Against growing alone (old and new binaries alternated, medians):
 // spawn_many 0.84x the time and 0.78x the user CPU (21 runs), spawn_remote
-// 0.80x and 0.66x (11 runs of a million). The block is under glibc's mmap threshold
-// (128 KiB), so it comes from the heap, and the free space it leaves at the
-// heap's top stays far under the size at which free() trims, so returning
-// it makes no system call. What this makes resident ahead of use is one
-// block per thread at most: the next frames that thread takes from malloc
-// use it, and a trim gives it back like any free memory. Where the arena
-// has room, the block comes from free memory, most likely resident already,
-// and the madvise only walks its pages. The main thread's arena grows
-// through brk with glibc's own padding; the block still saves it the faults.
+// 0.80x and 0.66x (11 runs of a million).
+//
+// The block is under glibc's mmap threshold (128 KiB), so it comes from the
+// heap. In a thread's own arena, returning it leaves the heap's top far under
+// the size at which free() trims, so that makes no system call. The main
+// thread's arena grows through brk with glibc's 128 KiB of padding, and
+// there free() trims the top back to that padding: one brk call, which gives
+// back untouched pages at the top's far end and keeps the populated block
+// (spawn_remote with refills off: 29,500 -> 4,300 faults per million). What
+// this makes resident ahead of use is one block per thread at most: the next
+// frames that thread takes from malloc use it, and a trim gives it back like
+// any free memory. Where the arena has room, the block comes from free
+// memory, most likely resident already, and the madvise only walks its pages.
 #if defined(__GLIBC__)
 constexpr std::size_t kGrowEvery = std::size_t{48} << 10;
 constexpr std::size_t kGrowProbe = std::size_t{60} << 10;
