@@ -115,11 +115,15 @@ class InjectQueue {
 
  private:
   // Links the chain head..end (end->next is overwritten) onto the stack.
+  // The successful CAS is seq_cst: it is the producer's half of the
+  // store-load pairing with a parking worker (worker.hpp), so a producer
+  // that reads the parked state with seq_cst loads after it needs no fence
+  // of its own (RuntimeImpl::notify_parked_after_seq_cst).
   void link(TaskHeader* head, TaskHeader* end) noexcept {
     TaskHeader* top = pushed_.load(std::memory_order_relaxed);
     do {
       end->next = top;
-    } while (!pushed_.compare_exchange_weak(top, head, std::memory_order_release,
+    } while (!pushed_.compare_exchange_weak(top, head, std::memory_order_seq_cst,
                                             std::memory_order_relaxed));
   }
 

@@ -16,7 +16,14 @@
 
 namespace weft::detail {
 
-RuntimeImpl::RuntimeImpl(Runtime& f, RuntimeOptions o) : facade(f), opts(std::move(o)) {
+namespace {
+std::atomic<std::uint64_t> g_runtime_serials{0};
+}  // namespace
+
+RuntimeImpl::RuntimeImpl(Runtime& f, RuntimeOptions o)
+    : facade(f),
+      opts(std::move(o)),
+      serial(g_runtime_serials.fetch_add(1, std::memory_order_relaxed) + 1) {
   if (opts.workers == 0) opts.workers = std::max(1u, std::thread::hardware_concurrency());
   if (opts.workers > 1024) throw ValueError("weft::RuntimeOptions::workers must be at most 1024");
   if (opts.ring_entries == 0 || opts.ring_entries > 32768)
@@ -72,8 +79,8 @@ void RuntimeImpl::stop_workers() {
 
 void RuntimeImpl::schedule_remote(TaskHeader* t) noexcept {
   remote_users.fetch_add(1, std::memory_order_acq_rel);
-  inject.push(t);
-  notify_parked(nullptr);
+  inject.push(t);  // a seq_cst CAS (InjectQueue::link)
+  notify_parked_after_seq_cst(nullptr, false);
   remote_users.fetch_sub(1, std::memory_order_acq_rel);
 }
 
@@ -89,7 +96,16 @@ void RuntimeImpl::notify_parked(Worker* from, bool local) noexcept {
   // Pairs with the fence in Worker::park(): either that worker sees our work,
   // or we see it parked (see worker.hpp).
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (num_parked.load(std::memory_order_relaxed) == 0) return;
+  notify_parked_after_seq_cst(from, local);
+}
+
+void RuntimeImpl::notify_parked_after_seq_cst(Worker* from, bool local) noexcept {
+  // Either the caller's fence or its seq_cst publishing operation orders
+  // this seq_cst load after the work was made visible: with the parker's
+  // seq_cst increment and fence, one of the two sides sees the other (in the
+  // single total order of seq_cst operations and fences). On x86 the load is
+  // a plain one; only the separate fence would cost a locked instruction.
+  if (num_parked.load(std::memory_order_seq_cst) == 0) return;
   if (num_searching.load(std::memory_order_relaxed) != 0) return;
   // A worker helping a CpuPool with short jobs looks for work again within
   // a wake-up's time (worker.cpp, Worker::help_pools).

@@ -161,6 +161,28 @@ Runtime* current_runtime() noexcept {
 }
 
 namespace {
+// A thread outside the runtime takes the ids of its spawns from a block of
+// kForeignIdBlock it reserved, one locked add per block instead of one per
+// spawn. Ids stay unique (they name tasks, "Task-<id>"); those of different
+// threads interleave by blocks.
+constexpr std::uint32_t kForeignIdBlock = 64;
+struct ForeignIds {
+  std::uint64_t serial = 0;  // RuntimeImpl::serial of the runtime the block is of
+  std::uint32_t next = 0;
+  std::uint32_t end = 0;
+};
+thread_local constinit ForeignIds t_foreign_ids;
+
+std::uint32_t next_foreign_id(RuntimeImpl& impl) noexcept {
+  ForeignIds& f = t_foreign_ids;
+  if (f.serial != impl.serial || f.next == f.end) {
+    f.next = impl.foreign_ids.fetch_add(kForeignIdBlock, std::memory_order_relaxed);
+    f.end = f.next + kForeignIdBlock;
+    f.serial = impl.serial;
+  }
+  return f.next++;
+}
+
 // Sets up and publishes a spawned task with two references (its own and
 // the JoinHandle's, which the caller adopts). `w`: the calling thread's
 // worker if it belongs to `impl`, else null (the task then goes through the
@@ -185,8 +207,7 @@ void spawn_on(RuntimeImpl& impl, Worker* w, TaskHeader* h, std::coroutine_handle
   if (w != nullptr) {
     h->id = w->next_task_id();
   } else {
-    h->id = impl.foreign_ids.fetch_add(1, std::memory_order_relaxed) * impl.num_shards +
-            impl.num_shards - 1;
+    h->id = next_foreign_id(impl) * impl.num_shards + impl.num_shards - 1;
   }
   // Not published yet, so plain stores do (the state may hold kHasExtras).
   h->refs.store(2, std::memory_order_relaxed);

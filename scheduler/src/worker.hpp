@@ -24,7 +24,11 @@
 // makes work available (a push to a local or the injection queue, an inbox
 // message) issues a seq_cst fence and then reads those counters/states, so
 // either the parker sees the work or the producer sees the parker (the
-// classic store-load pairing). Only a worker in kParked is sent a wake-up
+// classic store-load pairing). A push to the injection queue is a seq_cst
+// CAS, which takes the fence's place: in the single order of seq_cst
+// operations and fences, either it comes before the parker's fence (the
+// parker sees the task) or after the parker's seq_cst count of itself (the
+// producer's seq_cst load sees the parker). Only a worker in kParked is sent a wake-up
 // system call, and only the producer whose CAS moved it out of kParked sends
 // it. To avoid a thundering herd, a general wake-up is sent only when no
 // worker is searching already; the woken worker searches, and when a
@@ -347,6 +351,11 @@ class RuntimeImpl {
   /// one is searching already. `local`: `from` spawned the work into its own
   /// local queue.
   void notify_parked(Worker* from, bool local = false) noexcept;
+  /// notify_parked without its fence, for a caller whose last step making
+  /// the work visible was a seq_cst atomic operation (the injection queue's
+  /// CAS): that operation takes the fence's place in the pairing with
+  /// Worker::park.
+  void notify_parked_after_seq_cst(Worker* from, bool local) noexcept;
 
   void registry_insert(TaskHeader* t) noexcept;
   void registry_remove(TaskHeader* t) noexcept;
@@ -372,7 +381,11 @@ class RuntimeImpl {
   // Workers running CpuPool jobs whose jobs are short (Worker::help_pools):
   // while one is, producers wake no parked worker, as while one searches.
   alignas(64) std::atomic<std::uint32_t> num_helping{0};
+  // Ids of spawns from outside, handed to each outside thread in blocks
+  // (see spawn_on in task.cpp); `serial` tells a thread's block of this
+  // runtime from one of an earlier runtime at the same address.
   alignas(64) std::atomic<std::uint32_t> foreign_ids{0};
+  const std::uint64_t serial;
   std::atomic<bool> closed{false};    // no more spawns from outside
   std::atomic<bool> stopping{false};  // workers exit when idle
   std::atomic<bool> shut_down{false};

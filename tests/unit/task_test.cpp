@@ -190,6 +190,44 @@ TEST_CASE("C23 spawn names: the name option, and Task-<id> by default", "[task]"
   CHECK(o.main_name == "main");  // run() names its main task
 }
 
+TEST_CASE(
+    "C23 spawn names: tasks spawned from threads outside the runtime get distinct ids also after "
+    "an earlier runtime",
+    "[task][runtime]") {
+  // Outside threads take ids in blocks (task.cpp, next_foreign_id). A block
+  // left over from an earlier runtime must not be used for a later one, even
+  // one at the same address: this thread spawns on a first runtime, then on a
+  // second one together with a fresh thread, whose block starts at 0.
+  auto child = []() -> weft::Task<> { co_return; };
+  auto wait_all = [](std::vector<weft::JoinHandle<void>>* a,
+                     std::vector<weft::JoinHandle<void>>* b) -> weft::Task<> {
+    for (auto* hs : {a, b})
+      for (auto& h : *hs) co_await h;
+  };
+  std::vector<weft::JoinHandle<void>> here, there;
+  {
+    weft::Runtime first(workers(1));
+    for (int i = 0; i < 5; ++i) here.push_back(first.spawn(child()));
+    first.block_on(wait_all(&here, &there));
+    here.clear();
+  }
+  weft::Runtime rt(workers(2));
+  for (int i = 0; i < 10; ++i) here.push_back(rt.spawn(child()));
+  std::thread other([&] {
+    for (int i = 0; i < 200; ++i) there.push_back(rt.spawn(child()));  // over 3 blocks
+  });
+  other.join();
+  for (int i = 0; i < 200; ++i) here.push_back(rt.spawn(child()));
+  std::set<std::uint32_t> ids;
+  for (auto* hs : {&here, &there})
+    for (auto& h : *hs) {
+      ids.insert(h.id());
+      CHECK(h.name() == "Task-" + std::to_string(h.id()));
+    }
+  CHECK(ids.size() == here.size() + there.size());
+  rt.block_on(wait_all(&here, &there));
+}
+
 TEST_CASE("C23 spawn outside a worker throws RuntimeError, an empty Task is invalid_argument",
           "[task]") {
   auto body = []() -> weft::Task<int> { co_return 1; };
