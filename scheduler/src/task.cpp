@@ -217,7 +217,7 @@ void spawn_on(RuntimeImpl& impl, Worker* w, TaskHeader* h, std::coroutine_handle
       std::memory_order_release);
   if (w != nullptr) {
     bump(const_cast<Counters&>(w->counters()).tasks_spawned);
-    w->push_back(h, true);
+    w->push_back(h);
   } else {
     impl.schedule_remote(h);
   }

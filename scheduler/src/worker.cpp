@@ -80,13 +80,13 @@ void Worker::join() {
 // ---------------------------------------------------------------------------
 // Scheduling
 
-void Worker::push_back(TaskHeader* t, bool spawned) noexcept {
+void Worker::push_back(TaskHeader* t) noexcept {
   if (queue_.push(t)) {
     // Even a single queued task is offered to a parked worker: this worker
     // may be about to run a long step (or spin waiting for that very task),
     // and nothing else would ever wake the other one (bench/micro/
     // wake_latency does exactly that).
-    rt_.notify_parked(this, spawned);
+    rt_.notify_parked(this, /*local=*/true);
     return;
   }
   {
@@ -101,7 +101,7 @@ void Worker::push_back(TaskHeader* t, bool spawned) noexcept {
       bump(m_.overflows);
     }
   }
-  rt_.notify_parked(this, spawned);
+  rt_.notify_parked(this, /*local=*/true);
 }
 
 void Worker::schedule_local(TaskHeader* t, bool lifo) noexcept {

@@ -123,8 +123,8 @@ extern thread_local constinit Worker* tl_helping;
 
 class Worker final : public Loop {
  public:
-  // kNotifiedSearchLocal: as kNotifiedSearch, by a sibling that spawned a
-  // task into its own local queue (RuntimeOptions::sibling_spin).
+  // kNotifiedSearchLocal: as kNotifiedSearch, by a sibling that pushed a
+  // task to its own local queue (RuntimeOptions::sibling_spin).
   enum ParkState : int {
     kAwake = 0,
     kParked = 1,
@@ -143,9 +143,9 @@ class Worker final : public Loop {
 
   // ---- owner-thread operations ----
   void schedule_local(TaskHeader* t, bool lifo) noexcept;
-  /// `spawned`: t is a new task spawned on this worker (a parked worker this
-  /// wakes may then spin, RuntimeOptions::sibling_spin).
-  void push_back(TaskHeader* t, bool spawned = false) noexcept;
+  /// Queues t on this worker (a parked worker this wakes may then spin,
+  /// RuntimeOptions::sibling_spin).
+  void push_back(TaskHeader* t) noexcept;
   void post_soon_owner(CallbackNode* n) noexcept;
   void arm_timer(TimerNode* n) { timers_.push(n); }
   void disarm_timer(TimerNode* n) noexcept { timers_.remove(n); }
