@@ -348,7 +348,7 @@ class RuntimeImpl {
   void schedule_remote(TaskHeader* t) noexcept;  // from a non-worker thread
   void push_inject_list(TaskHeader* first, TaskHeader* last) noexcept;
   /// After making work available: wakes a parked worker to search, unless
-  /// one is searching already. `local`: `from` spawned the work into its own
+  /// one is searching already. `local`: `from` pushed the work to its own
   /// local queue.
   void notify_parked(Worker* from, bool local = false) noexcept;
   /// notify_parked without its fence, for a caller whose last step making
