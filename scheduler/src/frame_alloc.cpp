@@ -422,15 +422,18 @@ void grow_and_populate() noexcept {
 }
 #endif
 
-void* malloc_frame(std::size_t bytes) noexcept {
+// Call before taking `bytes` of frames from malloc: every kGrowEvery bytes,
+// grows the heap and faults it in by a block (see above).
+void before_frame_malloc(std::size_t bytes) noexcept {
 #if defined(__GLIBC__)
   t_malloced_since_probe += bytes;
   if (t_malloced_since_probe >= kGrowEvery) [[unlikely]] {
     t_malloced_since_probe = 0;
     grow_and_populate();
   }
+#else
+  (void)bytes;
 #endif
-  return std::malloc(bytes);
 }
 
 // Class c's cache is empty: a batch from the depot, else malloc.
@@ -445,9 +448,8 @@ void* malloc_frame(std::size_t bytes) noexcept {
       return f;
     }
   }
-  void* p = malloc_frame(class_bytes(c));
-  if (p == nullptr) throw std::bad_alloc();
-  return p;
+  before_frame_malloc(class_bytes(c));
+  return malloc_or_throw(class_bytes(c));
 }
 
 // The cache cannot take p as it is: not armed yet, dead, or class c is full.
@@ -525,7 +527,8 @@ std::size_t frame_refill_step() noexcept {
   const std::size_t bytes = class_bytes(c);
   FreeFrame* chain = nullptr;
   for (std::uint32_t i = 0; i < kBatch; ++i) {
-    auto* f = static_cast<FreeFrame*>(malloc_frame(bytes));
+    before_frame_malloc(bytes);
+    auto* f = static_cast<FreeFrame*>(std::malloc(bytes));
     if (f == nullptr) {  // out of memory: the spawning thread will find out itself
       free_chain(chain, bytes, false);
       g_refill_wanted.fetch_and(~bit, std::memory_order_relaxed);

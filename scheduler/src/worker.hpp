@@ -28,12 +28,12 @@
 // CAS, which takes the fence's place: in the single order of seq_cst
 // operations and fences, either it comes before the parker's fence (the
 // parker sees the task) or after the parker's seq_cst count of itself (the
-// producer's seq_cst load sees the parker). Only a worker in kParked is sent a wake-up
-// system call, and only the producer whose CAS moved it out of kParked sends
-// it. To avoid a thundering herd, a general wake-up is sent only when no
-// worker is searching already; the woken worker searches, and when a
-// searcher finds work and was the last one searching it wakes the next
-// parked worker (Tokio's scheme).
+// producer's seq_cst load sees the parker). Only a worker in kParked is sent
+// a wake-up system call, and only the producer whose CAS moved it out of
+// kParked sends it. To avoid a thundering herd, a general wake-up is sent
+// only when no worker is searching already; the woken worker searches, and
+// when a searcher finds work and was the last one searching it wakes the
+// next parked worker (Tokio's scheme).
 #pragma once
 
 #include <liburing.h>
