@@ -288,8 +288,18 @@ std::string metrics_json(const Counters& c, int64_t ops) {
 
 weft::Task<void> noop() { co_return; }
 
+// Moves a handle out of its vector slot. Awaited as the temporary this
+// returns, the handle is dropped as soon as its await is over, as the Tokio
+// peer's `for h in hs { h.await }` drops each handle it moves out of the
+// vector: a finished task's frame is freed then, on the worker awaiting it,
+// instead of all of them together when the vector goes.
+template <class T>
+weft::JoinHandle<T> take(weft::JoinHandle<T>& h) noexcept {
+  return std::move(h);
+}
+
 weft::Task<void> await_all(std::vector<weft::JoinHandle<void>> hs) {
-  for (auto& h : hs) co_await h;
+  for (auto& h : hs) co_await take(h);
 }
 
 /// Spawns a short burst of tasks so the workers, their rings and the frame
@@ -298,7 +308,7 @@ weft::Task<void> warm_up() {
   std::vector<weft::JoinHandle<void>> hs;
   hs.reserve(1000);
   for (int i = 0; i < 1000; ++i) hs.push_back(weft::spawn(noop()));
-  for (auto& h : hs) co_await h;
+  for (auto& h : hs) co_await take(h);
 }
 
 // ------------------------------------------------------------------ workloads
@@ -307,7 +317,7 @@ weft::Task<void> spawn_many_root(int64_t n) {
   std::vector<weft::JoinHandle<void>> hs;
   hs.reserve(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) hs.push_back(weft::spawn(noop()));
-  for (auto& h : hs) co_await h;
+  for (auto& h : hs) co_await take(h);
 }
 
 int64_t spawn_many(weft::Runtime& rt, int64_t n) {
@@ -334,7 +344,7 @@ weft::Task<void> yield_many_root(int64_t t, int64_t y) {
   std::vector<weft::JoinHandle<void>> hs;
   hs.reserve(static_cast<size_t>(t));
   for (int64_t i = 0; i < t; ++i) hs.push_back(weft::spawn(yielder(y)));
-  for (auto& h : hs) co_await h;
+  for (auto& h : hs) co_await take(h);
 }
 
 int64_t yield_many(weft::Runtime& rt, int64_t t, int64_t y) {
@@ -380,7 +390,7 @@ weft::Task<void> ping_pong_root(int64_t p, int64_t r) {
   hs.reserve(static_cast<size_t>(p));
   for (int64_t i = 0; i < p; ++i) hs.push_back(weft::spawn(ping(r)));
   for (auto& h : hs) {
-    int64_t v = co_await h;
+    int64_t v = co_await take(h);
     if (v != 2 * r) {
       std::fprintf(stderr, "%s: ping_pong: got %" PRId64 ", expected %" PRId64 "\n", kProg, v,
                    2 * r);
@@ -423,7 +433,7 @@ weft::Task<void> mpsc_root(int64_t rounds, bool bounded) {
       std::fprintf(stderr, "%s: mpsc: lost messages\n", kProg);
       std::exit(1);
     }
-    for (auto& h : hs) co_await h;
+    for (auto& h : hs) co_await take(h);
   }
 }
 
@@ -441,7 +451,7 @@ weft::Task<void> semaphore_root(int64_t rounds) {
     std::atomic<int64_t> n{0};
     std::vector<weft::JoinHandle<void>> hs;
     for (int64_t t = 0; t < kContenders; ++t) hs.push_back(weft::spawn(sem_contender(&s, &n)));
-    for (auto& h : hs) co_await h;
+    for (auto& h : hs) co_await take(h);
   }
 }
 
@@ -459,7 +469,7 @@ weft::Task<void> mutex_root(int64_t rounds) {
     std::vector<weft::JoinHandle<void>> hs;
     for (int64_t t = 0; t < kContenders; ++t)
       hs.push_back(weft::spawn(mutex_contender(&l, &counter)));
-    for (auto& h : hs) co_await h;
+    for (auto& h : hs) co_await take(h);
     if (counter != kContenders * kAcquiresPerTask) {
       std::fprintf(stderr, "%s: mutex: lost updates\n", kProg);
       std::exit(1);
@@ -481,7 +491,7 @@ weft::Task<void> notify_root(int64_t rounds) {
     for (int64_t t = 0; t < kFanOut; ++t) hs.push_back(weft::spawn(notify_waiter(&e, &ready)));
     while (ready.load(std::memory_order_relaxed) < kFanOut) co_await weft::yield_now();
     e.set();
-    for (auto& h : hs) co_await h;
+    for (auto& h : hs) co_await take(h);
   }
 }
 
@@ -530,7 +540,7 @@ weft::Task<std::vector<int64_t>> timers_root(std::vector<uint64_t> delays) {
   for (uint64_t d : delays) hs.push_back(weft::spawn(sleeper(d)));
   std::vector<int64_t> late;
   late.reserve(hs.size());
-  for (auto& h : hs) late.push_back(co_await h);
+  for (auto& h : hs) late.push_back(co_await take(h));
   co_return late;
 }
 
@@ -549,7 +559,7 @@ weft::Task<void> io_nop_worker(int64_t depth, int64_t ops,
   hs.reserve(static_cast<size_t>(depth));
   for (int64_t i = 0; i < depth; ++i)
     hs.push_back(weft::spawn(nop_loop(ops / depth + (i < ops % depth))));
-  for (auto& h : hs) co_await h;
+  for (auto& h : hs) co_await take(h);
   done->set_result();
 }
 
@@ -611,7 +621,7 @@ weft::Task<void> blocking_conc_root(int64_t n, int64_t p) {
   std::vector<weft::JoinHandle<void>> hs;
   hs.reserve(static_cast<size_t>(p));
   for (int64_t i = 0; i < p; ++i) hs.push_back(weft::spawn(blocking_loop(n / p + (i < n % p))));
-  for (auto& h : hs) co_await h;
+  for (auto& h : hs) co_await take(h);
 }
 
 // cpu_fanout: the sum of n uint32 values (value i & 1023), split into
