@@ -5,7 +5,11 @@
 //   auto outs = co_await weft::gather_settled(handles);   // return_exceptions
 //
 // Children are Task<T> (spawned at the call, left to right), JoinHandle<T> or
-// Future<T> (see ensure_future.hpp). Results come in argument order (§E 40);
+// Future<T> (see ensure_future.hpp). A range of Future<T> (say, the futures
+// of jobs submitted to an executor) is waited on directly, without a task per
+// future, and wakes the awaiting task once rather than once per completion
+// (weft/detail/future_set.hpp); futures given as separate arguments are
+// wrapped in tasks. Results come in argument order (§E 40);
 // void children give std::monostate. gather raises the first child failure
 // as soon as it happens, while the others run on, uncancelled (§E 41); a
 // child cancelled on its own makes gather raise CancelledError (§E 43).
@@ -29,6 +33,7 @@
 #include <cstddef>
 #include <exception>
 #include <ranges>
+#include <stdexcept>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -36,6 +41,7 @@
 #include <utility>
 #include <variant>
 #include <vector>
+#include <weft/detail/future_set.hpp>
 #include <weft/detail/watch.hpp>
 #include <weft/ensure_future.hpp>
 #include <weft/errors.hpp>
@@ -187,6 +193,87 @@ Task<std::vector<Outcome<T>>> gather_settled_vector(std::vector<JoinHandle<T>> h
   co_return out;
 }
 
+template <class E>
+inline constexpr bool is_future_v = false;
+template <class T>
+inline constexpr bool is_future_v<Future<T>> = true;
+
+/// The range's futures, copied (they must all be valid).
+template <class T, class R>
+std::vector<Future<T>> to_futures(R&& range) {
+  std::vector<Future<T>> fs;
+  for (auto&& f : range) {
+    if (!f.valid()) throw std::invalid_argument("weft::gather: an empty Future in the range");
+    fs.push_back(f);
+  }
+  return fs;
+}
+
+/// Waits on every future of `fs` with one FutureSet (future_set.hpp): no
+/// task per future, one wake. `settled`: wait for all (gather_settled).
+/// Throws as gather does (CancelledError if the waiter was cancelled).
+template <class T>
+FutureSetRef wait_futures(const std::vector<Future<T>>& fs, bool settled) {
+  std::vector<FutureCore*> cores;
+  cores.reserve(fs.size());
+  for (const auto& f : fs) cores.push_back(FutureAccess::state(f));
+  return FutureSetRef(FutureSet::make(cores.data(), cores.size(), settled));
+}
+
+template <class T>
+Task<std::vector<value_or_unit_t<T>>> gather_futures(std::vector<Future<T>> fs) {
+  std::vector<value_or_unit_t<T>> out;
+  if (fs.empty()) co_return out;  // §E 47
+  {
+    FutureSetRef set = wait_futures(fs, false);
+    co_await set.wait();
+    if (set->cancelled()) throw CancelledError(set->cancel_message());
+    // The first failure, as soon as it happened (§E 41, 43).
+    if (std::size_t f = set->first_failure(); f != FutureSet::npos) fs[f].result();
+  }
+  out.reserve(fs.size());
+  for (auto& f : fs) {
+    if constexpr (std::is_void_v<T>) {
+      f.result();
+      out.emplace_back();
+    } else {
+      out.push_back(f.result());
+    }
+  }
+  co_return out;
+}
+
+template <class T>
+Outcome<T> take_outcome(const Future<T>& f) {
+  try {
+    if constexpr (std::is_void_v<T>) {
+      f.result();
+      return Outcome<T>::from_value({});
+    } else {
+      return Outcome<T>::from_value(f.result());
+    }
+  } catch (const CancelledError& c) {
+    return Outcome<T>::from_cancel(c);
+  } catch (...) {
+    return Outcome<T>::from_error(std::current_exception());
+  }
+}
+
+template <class T>
+Task<std::vector<Outcome<T>>> gather_settled_futures(std::vector<Future<T>> fs) {
+  std::vector<Outcome<T>> out;
+  if (fs.empty()) co_return out;
+  {
+    FutureSetRef set = wait_futures(fs, true);
+    co_await set.wait();
+    // Even with return_exceptions (§E 44).
+    if (set->cancelled()) throw CancelledError(set->cancel_message());
+  }
+  out.reserve(fs.size());
+  for (auto& f : fs) out.push_back(take_outcome(f));
+  co_return out;
+}
+
 /// Turns a range of Tasks / handles / futures into handles (Tasks moved).
 template <class R>
 auto to_handles(R&& range) {
@@ -212,10 +299,18 @@ Task<std::tuple<value_or_unit_t<awaitable_value_t<A>>...>> gather(A&&... aws) {
   return std::apply([](auto&... h) { return detail::gather_tuple(h...); }, hs);
 }
 
-/// gather(range) -> std::vector of the values, in range order.
+/// gather(range) -> std::vector of the values, in range order. A range of
+/// Futures is waited on directly (detail/future_set.hpp: no task per future,
+/// one wake-up); it throws std::invalid_argument at the call for an empty
+/// Future.
 template <std::ranges::input_range R>
 requires(!detail::WeftAwaitable<R>) auto gather(R&& range) {
-  return detail::gather_vector(detail::to_handles(std::forward<R>(range)));
+  using E = std::ranges::range_value_t<std::remove_cvref_t<R>>;
+  if constexpr (detail::is_future_v<E>) {
+    return detail::gather_futures(detail::to_futures<awaitable_value_t<E>>(std::forward<R>(range)));
+  } else {
+    return detail::gather_vector(detail::to_handles(std::forward<R>(range)));
+  }
 }
 
 /// gather_settled(a, b, ...) -> std::tuple<Outcome<T>...> once all finished.
@@ -225,10 +320,17 @@ Task<std::tuple<Outcome<awaitable_value_t<A>>...>> gather_settled(A&&... aws) {
   return std::apply([](auto&... h) { return detail::gather_settled_tuple(h...); }, hs);
 }
 
-/// gather_settled(range) -> std::vector<Outcome<T>> once all finished.
+/// gather_settled(range) -> std::vector<Outcome<T>> once all finished (a
+/// range of Futures as gather(range)).
 template <std::ranges::input_range R>
 requires(!detail::WeftAwaitable<R>) auto gather_settled(R&& range) {
-  return detail::gather_settled_vector(detail::to_handles(std::forward<R>(range)));
+  using E = std::ranges::range_value_t<std::remove_cvref_t<R>>;
+  if constexpr (detail::is_future_v<E>) {
+    return detail::gather_settled_futures(
+        detail::to_futures<awaitable_value_t<E>>(std::forward<R>(range)));
+  } else {
+    return detail::gather_settled_vector(detail::to_handles(std::forward<R>(range)));
+  }
 }
 
 }  // namespace weft
