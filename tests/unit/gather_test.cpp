@@ -46,6 +46,21 @@ weft::Task<int> wait_forever() {
   weft::Promise<int> p;
   co_return co_await p.get_future();
 }
+// Cancels a spawned gather (after one yield, so that on one worker it is
+// waiting by then), awaits it and returns the message of the CancelledError
+// it raised, or "<none>" if it raised none.
+template <class T>
+weft::Task<std::string> cancel_and_catch(weft::JoinHandle<T> g, std::string msg) {
+  co_await weft::yield_now();
+  g.cancel(msg);
+  std::string raised = "<none>";
+  try {
+    co_await g;
+  } catch (const weft::CancelledError& e) {
+    raised = e.message();
+  }
+  co_return raised;
+}
 std::string what_of(std::exception_ptr e) {
   try {
     std::rethrow_exception(e);
@@ -207,27 +222,12 @@ TEST_CASE("E44 cancelling the awaiter cancels every unfinished child, message ke
     auto b = weft::spawn(wait_forever());
     auto d = weft::spawn(value_after(0ms, 1));
     co_await d;
-    auto g = weft::spawn(weft::gather(a, b, d));
-    co_await weft::yield_now();
-    g.cancel("stop");
-    o.msg = "<none>";
-    try {
-      co_await g;
-    } catch (const weft::CancelledError& e) {
-      o.msg = e.message();
-    }
+    o.msg = co_await cancel_and_catch(weft::spawn(weft::gather(a, b, d)), "stop");
     co_await weft::yield_now();
     o.children_cancelled = a.cancelled() && b.cancelled();
     o.done_child_ok = !d.cancelled() && d.result() == 1;
     auto c = weft::spawn(wait_forever());
-    auto s = weft::spawn(weft::gather_settled(c));
-    co_await weft::yield_now();
-    s.cancel("s");
-    try {
-      co_await s;
-    } catch (const weft::CancelledError& e) {
-      o.settled_msg = e.message();
-    }
+    o.settled_msg = co_await cancel_and_catch(weft::spawn(weft::gather_settled(c)), "s");
     co_return o;
   };
   Out o = weft::run(main(), workers(1));
@@ -563,26 +563,12 @@ TEST_CASE("E44 cancelling the awaiter of a gather of Futures cancels the unfinis
     std::vector<weft::Promise<int>> ps(3);
     ps[2].set_result(1);
     std::vector<weft::Future<int>> fs = futures_of(ps);
-    auto g = weft::spawn(weft::gather(fs));
-    co_await weft::yield_now();
-    g.cancel("stop");
-    o.msg = "<none>";
-    try {
-      co_await g;
-    } catch (const weft::CancelledError& e) {
-      o.msg = e.message();
-    }
+    o.msg = co_await cancel_and_catch(weft::spawn(weft::gather(fs)), "stop");
     o.unfinished_cancelled = fs[0].cancelled() && fs[1].cancelled();
     o.done_one_kept = !fs[2].cancelled() && fs[2].result() == 1;
     std::vector<weft::Promise<int>> more(1);
-    auto s = weft::spawn(weft::gather_settled(futures_of(more)));
-    co_await weft::yield_now();
-    s.cancel("s");
-    try {
-      co_await s;
-    } catch (const weft::CancelledError& e) {
-      o.settled_msg = e.message();
-    }
+    o.settled_msg =
+        co_await cancel_and_catch(weft::spawn(weft::gather_settled(futures_of(more))), "s");
     co_return o;
   };
   Out o = weft::run(main(), workers(1));
