@@ -10,6 +10,7 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -101,6 +102,22 @@ TEST_CASE("B15 after set_result: result, no exception, further set_* and cancel 
   CHECK(f.exception() == nullptr);
   // Every reading end sees the same outcome.
   CHECK(p.get_future().result() == "v");
+}
+
+TEST_CASE("B15 a future of an over-aligned value keeps it aligned", "[future]") {
+  // Future states come from the frame recycler, which aligns to 16 bytes; a
+  // wider value takes the aligned global allocation instead.
+  struct alignas(128) Wide {
+    int v;
+  };
+  for (int i = 0; i < 16; ++i) {
+    weft::Promise<Wide> p(nullptr);
+    weft::Future<Wide> f = p.get_future();
+    p.set_result(Wide{i});
+    const Wide& w = f.result();
+    CHECK(reinterpret_cast<std::uintptr_t>(&w) % alignof(Wide) == 0);
+    CHECK(w.v == i);
+  }
 }
 
 TEST_CASE("B16 after set_exception: result rethrows the same object, exception() returns it",

@@ -87,6 +87,11 @@ class FutureCore {
   // a one-shot future per message must not cost a malloc.
   static void* operator new(std::size_t n) { return frame_alloc(n); }
   static void operator delete(void* p, std::size_t n) noexcept { frame_free(p, n); }
+  // A state holding an over-aligned value keeps the global aligned forms.
+  static void* operator new(std::size_t n, std::align_val_t a) { return ::operator new(n, a); }
+  static void operator delete(void* p, std::size_t n, std::align_val_t a) noexcept {
+    ::operator delete(p, n, a);
+  }
 
   void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
   void release() noexcept {
