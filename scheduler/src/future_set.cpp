@@ -63,13 +63,20 @@ void FutureSet::want_wake() noexcept {
   if ((old & kArmed) && !(old & kWakeWanted)) complete_wait(task_);
 }
 
-void FutureSet::cancel_all(const std::string& msg) noexcept {
-  // The futures are alive: the awaiting coroutine holds them while it waits.
-  // A future already done (or being set by another thread) is left as is.
+void FutureSet::cancel_waiter() noexcept {
+  // The waiter raises CancelledError with the request's message (§E 44).
+  cancelled_ = true;
+  try {
+    cancel_message_ = detail::cancel_message(task_);
+  } catch (...) {
+  }
+  // And every future is cancelled. They are alive: the awaiting coroutine
+  // holds them while it waits. One already done (or being set by another
+  // thread) is left as is.
   FutureSetNode* nodes = this->nodes();
   for (std::size_t i = 0; i < n_; ++i) {
     try {
-      (void)nodes[i].core->cancel(msg);
+      (void)nodes[i].core->cancel(cancel_message_);
     } catch (...) {
       // FutureCore::cancel keeps the cancel without its message when out of
       // memory; nothing else throws.
@@ -81,33 +88,20 @@ bool FutureSet::cancel_hook(Suspension* s) noexcept {
   FutureSet* set = static_cast<FutureSetWait*>(s)->set;
   // Already satisfied: the results stand and the worker re-arms the request.
   if (set->ctl_.load(std::memory_order_acquire) & kWakeWanted) return false;
-  set->cancelled_ = true;
-  try {
-    set->cancel_message_ = detail::cancel_message(set->task_);
-  } catch (...) {
-  }
   // Every future completes now (or is being set by another thread), so the
   // wait ends: the task is woken by the last node, or by the first failure.
-  set->cancel_all(set->cancel_message_);
+  set->cancel_waiter();
   return true;
 }
 
 bool FutureSet::suspend(FutureSetWait* w, std::coroutine_handle<> h) {
   TaskHeader* t = current_header();
   if (t == nullptr) throw_no_task("gather");
-  w->set = this;
-  w->cancel = &FutureSet::cancel_hook;
+  w->cancel = &FutureSet::cancel_hook;  // w->set is this (FutureSetRef::wait)
   task_ = t;
-  if (take_pending_cancel(t)) {
-    // Cancelled before waiting: the futures are cancelled first, so most
-    // register as done; the wait still covers one being set elsewhere.
-    cancelled_ = true;
-    try {
-      cancel_message_ = detail::cancel_message(t);
-    } catch (...) {
-    }
-    cancel_all(cancel_message_);
-  }
+  // Cancelled before waiting: the futures are cancelled first, so most
+  // register as done; the wait still covers one being set elsewhere.
+  if (take_pending_cancel(t)) cancel_waiter();
   suspend_at(t, w, h);
   FutureSetNode* nodes = this->nodes();
   for (std::size_t i = 0; i < n_; ++i)

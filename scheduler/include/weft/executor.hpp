@@ -50,7 +50,6 @@
 #include <functional>
 #include <future>
 #include <memory>
-#include <new>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -69,20 +68,13 @@ namespace weft {
 /// cancels the future it would have completed.
 class Job {
  public:
-  struct Body {
+  // From the frame recycler (detail::FrameAllocated), as future states are:
+  // a job is made on one thread and destroyed on a pool's, and the recycler
+  // hands such frames back to the making thread in batches, where malloc
+  // would take its arena's lock on both sides.
+  struct Body : detail::FrameAllocated {
     virtual ~Body() = default;
     virtual void run() noexcept = 0;
-    // From the frame recycler (weft/detail/frame_alloc.hpp), as task frames
-    // and future states are: a job is made on one thread and destroyed on a
-    // pool's, and the recycler hands such frames back to the making thread
-    // in batches, where malloc would take its arena's lock on both sides.
-    static void* operator new(std::size_t n) { return detail::frame_alloc(n); }
-    static void operator delete(void* p, std::size_t n) noexcept { detail::frame_free(p, n); }
-    // A job holding an over-aligned callable keeps the global aligned forms.
-    static void* operator new(std::size_t n, std::align_val_t a) { return ::operator new(n, a); }
-    static void operator delete(void* p, std::size_t n, std::align_val_t a) noexcept {
-      ::operator delete(p, n, a);
-    }
   };
   Job() noexcept = default;
   explicit Job(std::unique_ptr<Body> b) noexcept : b_(std::move(b)) {}

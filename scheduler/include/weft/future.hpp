@@ -68,8 +68,10 @@ class RuntimeImpl;
 struct DoneCallbackNode;  // future.cpp
 void done_callback_release(DoneCallbackNode* n) noexcept;
 
-/// The type-independent part of a future's shared state (future.cpp).
-class FutureCore {
+/// The type-independent part of a future's shared state (future.cpp). States
+/// come from the same per-thread recycler as coroutine frames
+/// (FrameAllocated): a one-shot future per message must not cost a malloc.
+class FutureCore : public FrameAllocated {
  public:
   enum Status : std::uint32_t {
     kPending = 0,
@@ -82,16 +84,6 @@ class FutureCore {
   /// Binds to `rt` (may be null) and keeps its internals alive.
   explicit FutureCore(Runtime* rt) noexcept;
   virtual ~FutureCore();
-
-  // Shared states come from the same per-thread recycler as coroutine frames:
-  // a one-shot future per message must not cost a malloc.
-  static void* operator new(std::size_t n) { return frame_alloc(n); }
-  static void operator delete(void* p, std::size_t n) noexcept { frame_free(p, n); }
-  // A state holding an over-aligned value keeps the global aligned forms.
-  static void* operator new(std::size_t n, std::align_val_t a) { return ::operator new(n, a); }
-  static void operator delete(void* p, std::size_t n, std::align_val_t a) noexcept {
-    ::operator delete(p, n, a);
-  }
 
   void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
   void release() noexcept {

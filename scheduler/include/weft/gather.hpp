@@ -113,8 +113,21 @@ value_or_unit_t<T> take_value(JoinHandle<T>& h) {
   }
 }
 
+/// The value of a done future (std::monostate for void); throws its error or
+/// CancelledError.
 template <class T>
-Outcome<T> take_outcome(JoinHandle<T>& h) {
+value_or_unit_t<T> take_value(const Future<T>& f) {
+  if constexpr (std::is_void_v<T>) {
+    f.result();
+    return {};
+  } else {
+    return f.result();
+  }
+}
+
+/// A finished child's outcome (a JoinHandle or a done Future).
+template <class H, class T = awaitable_value_t<H>>
+Outcome<T> take_outcome(H& h) {
   try {
     return Outcome<T>::from_value(take_value(h));
   } catch (const CancelledError& c) {
@@ -209,66 +222,39 @@ std::vector<Future<T>> to_futures(R&& range) {
   return fs;
 }
 
-/// Waits on every future of `fs` with one FutureSet (future_set.hpp): no
-/// task per future, one wake. `settled`: wait for all (gather_settled).
-/// Throws as gather does (CancelledError if the waiter was cancelled).
+/// Waits on every future of `fs` (not empty) with one FutureSet
+/// (future_set.hpp): no task per future, one wake. `settled`: wait for all
+/// (gather_settled); else also end at the first failure, whose index it
+/// returns (FutureSet::npos if none). Throws CancelledError if the waiter was
+/// cancelled, even when settled (§E 44); std::bad_alloc.
 template <class T>
-FutureSetRef wait_futures(const std::vector<Future<T>>& fs, bool settled) {
+Task<std::size_t> wait_futures(const std::vector<Future<T>>& fs, bool settled) {
   std::vector<FutureCore*> cores;
   cores.reserve(fs.size());
   for (const auto& f : fs) cores.push_back(FutureAccess::state(f));
-  return FutureSetRef(FutureSet::make(cores.data(), cores.size(), settled));
+  FutureSetRef set(FutureSet::make(cores.data(), cores.size(), settled));
+  co_await set.wait();
+  if (set->cancelled()) throw CancelledError(set->cancel_message());
+  co_return set->first_failure();
 }
 
 template <class T>
 Task<std::vector<value_or_unit_t<T>>> gather_futures(std::vector<Future<T>> fs) {
   std::vector<value_or_unit_t<T>> out;
   if (fs.empty()) co_return out;  // §E 47
-  {
-    FutureSetRef set = wait_futures(fs, false);
-    co_await set.wait();
-    if (set->cancelled()) throw CancelledError(set->cancel_message());
-    // The first failure, as soon as it happened (§E 41, 43).
-    if (std::size_t f = set->first_failure(); f != FutureSet::npos) fs[f].result();
-  }
+  // The first failure, raised as soon as it happened (§E 41, 43).
+  if (std::size_t f = co_await wait_futures(fs, false); f != FutureSet::npos)
+    (void)take_value(fs[f]);  // throws
   out.reserve(fs.size());
-  for (auto& f : fs) {
-    if constexpr (std::is_void_v<T>) {
-      f.result();
-      out.emplace_back();
-    } else {
-      out.push_back(f.result());
-    }
-  }
+  for (auto& f : fs) out.push_back(take_value(f));
   co_return out;
-}
-
-template <class T>
-Outcome<T> take_outcome(const Future<T>& f) {
-  try {
-    if constexpr (std::is_void_v<T>) {
-      f.result();
-      return Outcome<T>::from_value({});
-    } else {
-      return Outcome<T>::from_value(f.result());
-    }
-  } catch (const CancelledError& c) {
-    return Outcome<T>::from_cancel(c);
-  } catch (...) {
-    return Outcome<T>::from_error(std::current_exception());
-  }
 }
 
 template <class T>
 Task<std::vector<Outcome<T>>> gather_settled_futures(std::vector<Future<T>> fs) {
   std::vector<Outcome<T>> out;
   if (fs.empty()) co_return out;
-  {
-    FutureSetRef set = wait_futures(fs, true);
-    co_await set.wait();
-    // Even with return_exceptions (§E 44).
-    if (set->cancelled()) throw CancelledError(set->cancel_message());
-  }
+  co_await wait_futures(fs, true);
   out.reserve(fs.size());
   for (auto& f : fs) out.push_back(take_outcome(f));
   co_return out;

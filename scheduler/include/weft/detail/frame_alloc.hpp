@@ -19,6 +19,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <new>
 
 namespace weft::detail {
 
@@ -37,6 +38,20 @@ inline constexpr std::size_t kFrameCacheBytesPerClass = 32 * 1024;
 void* frame_alloc(std::size_t n);
 /// Returns a frame of n bytes (the size given to frame_alloc). Never throws.
 void frame_free(void* p, std::size_t n) noexcept;
+
+/// A base that gives a class (and every class derived from it) frame_alloc'd
+/// storage: for objects made on one thread and often freed on another (future
+/// states, executor jobs), which the recycler hands back in batches. A type
+/// aligned past 16 bytes keeps the global aligned forms (a class-scope
+/// operator new would otherwise hide them). Threads: any.
+struct FrameAllocated {
+  static void* operator new(std::size_t n) { return frame_alloc(n); }
+  static void operator delete(void* p, std::size_t n) noexcept { frame_free(p, n); }
+  static void* operator new(std::size_t n, std::align_val_t a) { return ::operator new(n, a); }
+  static void operator delete(void* p, std::size_t n, std::align_val_t a) noexcept {
+    ::operator delete(p, n, a);
+  }
+};
 
 /// True if a thread found the depot of some size class low while allocating
 /// (see "Refills by idle workers" in frame_alloc.cpp). Any thread; a relaxed

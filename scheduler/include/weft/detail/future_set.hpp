@@ -102,7 +102,7 @@ class FutureSet {
   static bool cancel_hook(Suspension* s) noexcept;
   void node_fired(FutureSetNode* n) noexcept;
   void want_wake() noexcept;
-  void cancel_all(const std::string& msg) noexcept;
+  void cancel_waiter() noexcept;
 
   std::atomic<std::uint64_t> ctl_;
   std::atomic<std::uint32_t> refs_;
