@@ -939,6 +939,7 @@ int run(const Args& a) {
                  std::chrono::duration_cast<std::chrono::microseconds>(o.sibling_spin).count()));
   k.uinteger("help_cpu_pools", o.help_cpu_pools);
   k.uinteger("refill_frames", o.refill_frames);
+  k.uinteger("eager_file_submit", o.eager_file_submit);
   out.raw("options", k.text());
   out.print();
   return 0;

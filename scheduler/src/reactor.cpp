@@ -166,7 +166,7 @@ void Worker::arm_eventfd() noexcept {
   if (event_armed_) return;
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   if (sqe == nullptr) {
-    io_uring_submit(&ring_);
+    submit_now();
     sqe = io_uring_get_sqe(&ring_);
     if (sqe == nullptr) return;  // retried at the next poll
   }
@@ -179,9 +179,7 @@ io_uring_sqe* Worker::get_sqe() {
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   if (sqe != nullptr) return sqe;
   // The submission queue is full: hand it to the kernel now and retry.
-  int r = io_uring_submit(&ring_);
-  bump(m_.enter_calls);
-  if (r > 0) bump(m_.sqes_submitted, static_cast<std::uint64_t>(r));
+  submit_now();
   sqe = io_uring_get_sqe(&ring_);
   if (sqe == nullptr) throw std::system_error(EBUSY, std::system_category(), "io_uring_get_sqe");
   return sqe;
@@ -189,9 +187,7 @@ io_uring_sqe* Worker::get_sqe() {
 
 void Worker::reserve_sqes(unsigned n) {
   if (io_uring_sq_space_left(&ring_) >= n) return;
-  int r = io_uring_submit(&ring_);
-  bump(m_.enter_calls);
-  if (r > 0) bump(m_.sqes_submitted, static_cast<std::uint64_t>(r));
+  submit_now();
   if (io_uring_sq_space_left(&ring_) < n)
     throw std::system_error(EBUSY, std::system_category(), "io_uring_get_sqe");
 }
@@ -199,16 +195,14 @@ void Worker::reserve_sqes(unsigned n) {
 io_uring_sqe* Worker::get_sqe_nothrow() noexcept {
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   if (sqe != nullptr) return sqe;
-  int r = io_uring_submit(&ring_);
-  bump(m_.enter_calls);
-  if (r > 0) bump(m_.sqes_submitted, static_cast<std::uint64_t>(r));
+  submit_now();
   return io_uring_get_sqe(&ring_);
 }
 
 void Worker::send_wake_to(Worker& target) noexcept {
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   if (sqe == nullptr) {
-    io_uring_submit(&ring_);
+    submit_now();
     sqe = io_uring_get_sqe(&ring_);
   }
   bump(m_.wake_syscalls);
@@ -224,9 +218,7 @@ void Worker::send_wake_to(Worker& target) noexcept {
   // The target sleeps until this reaches the kernel: submit now unless this
   // worker is about to submit anyway (it is in its maintenance step or
   // parking), which the next poll does.
-  int r = io_uring_submit(&ring_);
-  bump(m_.enter_calls);
-  if (r > 0) bump(m_.sqes_submitted, static_cast<std::uint64_t>(r));
+  submit_now();
 }
 
 void Worker::reactor_poll(bool block, std::int64_t timeout_ns) noexcept {
@@ -238,6 +230,7 @@ void Worker::reactor_poll(bool block, std::int64_t timeout_ns) noexcept {
     int r = io_uring_submit_and_get_events(&ring_);
     bump(m_.enter_calls);
     if (r > 0) bump(m_.sqes_submitted, static_cast<std::uint64_t>(r));
+    file_sqes_queued_ = 0;
   } else {
     io_uring_cqe* cqe = nullptr;
     __kernel_timespec ts{};
@@ -250,8 +243,16 @@ void Worker::reactor_poll(bool block, std::int64_t timeout_ns) noexcept {
     int r = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, tsp, nullptr);
     bump(m_.enter_calls);
     if (r > 0) bump(m_.sqes_submitted, static_cast<std::uint64_t>(r));
+    file_sqes_queued_ = 0;
   }
   reap();
+}
+
+void Worker::submit_now() noexcept {
+  int r = io_uring_submit(&ring_);
+  bump(m_.enter_calls);
+  if (r > 0) bump(m_.sqes_submitted, static_cast<std::uint64_t>(r));
+  file_sqes_queued_ = 0;
 }
 
 void Worker::reap() noexcept {
@@ -385,7 +386,7 @@ void op_deliver(IoOpState* op, int res, unsigned flags, bool cancel_requested) n
 void op_complete(IoCompletion* c, int res, unsigned flags) noexcept {
   auto* op = static_cast<IoOpState*>(c);
   auto* w = static_cast<Worker*>(op->owner);
-  w->op_done();
+  w->op_done(op->file_op);
   std::uint8_t ph = op->phase.load(std::memory_order_acquire);
   if (ph == kInFlight) {
     // A remote canceller may post right now; settle the race with a CAS.
@@ -510,7 +511,7 @@ void io_commit(IoOpState* op, io_uring_sqe* sqe, std::coroutine_handle<> h) noex
     io_uring_prep_link_timeout(t, &op->timeout, 0);
     io_uring_sqe_set_data64(t, kIgnoreToken);
   }
-  w->op_started();
+  w->op_started(op->file_op);
   suspend_at(op->task, op, h);
 }
 

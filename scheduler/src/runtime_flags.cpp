@@ -63,6 +63,8 @@ bool set_runtime_flag(RuntimeOptions& o, std::string_view flag, std::string_view
     o.help_cpu_pools = on_off();
   } else if (flag == "--refill-frames") {
     o.refill_frames = on_off();
+  } else if (flag == "--eager-file-submit") {
+    o.eager_file_submit = on_off();
   } else {
     return false;
   }
@@ -74,7 +76,7 @@ const char* runtime_flags_usage() noexcept {
          "  [--global-queue-interval 31] [--event-interval 61] [--max-searching 0]\n"
          "  [--spin-before-park 32] [--wake-with-eventfd 0|1] [--trim-threshold BYTES]\n"
          "  [--park-spin-us 0] [--sibling-spin-us 50] [--blocking-idle-spin-us 50]\n"
-         "  [--help-cpu-pools 0|1] [--refill-frames 0|1]\n";
+         "  [--help-cpu-pools 0|1] [--refill-frames 0|1] [--eager-file-submit 0|1]\n";
 }
 
 }  // namespace weft

@@ -43,7 +43,8 @@ Worker::Worker(RuntimeImpl& rt, unsigned index)
       rng_(0x9e3779b97f4a7c15ull * (index + 1)),
       id_seq_(index),
       id_stride_(rt.num_shards),
-      unreg_(std::make_unique<Unregister[]>(rt.num_shards)) {}
+      unreg_(std::make_unique<Unregister[]>(rt.num_shards)),
+      eager_file_submit_(rt.opts.eager_file_submit) {}
 
 Worker::~Worker() {
   teardown_ring();
@@ -687,7 +688,7 @@ void Worker::thread_main() {
       // A worker woken to search that finds work here stops searching, so
       // the next parked worker can be woken (see leave_searching).
       if (searching_) leave_searching();
-      run_task(t);
+      run_task_and_submit(t);
     }
     maintenance();
     if (lifo_ || !expedited_.empty() || !queue_.empty() || ready_head_ || !deferred_.empty())
@@ -738,7 +739,7 @@ void Worker::thread_main() {
     }
     if (found != nullptr) {
       leave_searching();
-      run_task(found);
+      run_task_and_submit(found);
       continue;
     }
     if (!inbox_.empty() || ready_head_ || !deferred_.empty()) {

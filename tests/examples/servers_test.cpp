@@ -322,7 +322,8 @@ TEST_CASE("servers: accept every RuntimeOptions knob flag and still serve", "[ex
       {"--spin-before-park", "0"}, {"--wake-with-eventfd", "1"},
       {"--trim-threshold", "0"},   {"--park-spin-us", "10"},
       {"--sibling-spin-us", "0"},  {"--blocking-idle-spin-us", "0"},
-      {"--help-cpu-pools", "1"},   {"--refill-frames", "0"}};
+      {"--help-cpu-pools", "1"},   {"--refill-frames", "0"},
+      {"--eager-file-submit", "0"}};
   std::vector<std::string> knobs;
   for (const auto& [flag, value] : set) {
     knobs.push_back(flag);

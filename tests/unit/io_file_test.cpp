@@ -242,3 +242,75 @@ TEST_CASE("io file: a File destroyed open is closed, outside and inside the runt
   }(&dir, &fd));
   CHECK(::fcntl(fd, F_GETFD) == -1);
 }
+
+// RuntimeOptions::eager_file_submit: a File operation queued while another
+// one is out (here a read of an empty pipe, which the kernel holds) reaches
+// the kernel when the step of its task ends, not at the end of the tick; one
+// queued while none is out (a page-cache read completes as it is submitted)
+// waits for the tick. Observed through the worker's io_uring_enter count,
+// read by a task that the same tick runs right after the one that queued
+// the read (1 worker, no LIFO slot: the tick runs B, then C, in spawn order).
+TEST_CASE(
+    "io file: eager_file_submit, a file op queued while another is out is submitted "
+    "when its step ends",
+    "[io][file]") {
+  TempDir dir;
+  const std::string path = dir / "data";
+  {
+    std::string text(4096, 'x');
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    REQUIRE(fd >= 0);
+    REQUIRE(::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+    ::close(fd);
+  }
+  // enters made between B's read and C's look, with a pipe read out or not.
+  auto enters_after_read = [&](bool eager, bool pipe_read_out) {
+    int fds[2];
+    REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+    io::File r(fds[0]), w(fds[1]);
+    weft::RuntimeOptions o = workers(1);
+    o.lifo_slot = false;
+    o.eager_file_submit = eager;
+    weft::Runtime rt(o);
+    struct Shared {
+      weft::Runtime* rt;
+      const std::string* path;
+      io::File* r;
+      io::File* w;
+      std::uint64_t before = 0, after = 0;
+      std::uint64_t enters() const { return rt->metrics().workers[0].enter_calls; }
+    } sh{&rt, &path, &r, &w};
+    rt.block_on([](Shared* s, bool out) -> Task<void> {
+      weft::JoinHandle<void> reader;
+      if (out) {
+        reader = weft::spawn([](io::File* f) -> Task<void> {
+          char b[4];
+          co_await f->read(b);
+        }(s->r));
+        // The reader's read is submitted with this tick; after the yield
+        // it is out, held by the kernel until the pipe has data.
+        co_await weft::yield_now();
+      }
+      io::File file = co_await io::File::open(*s->path, O_RDONLY);
+      auto b = weft::spawn([](Shared* sb, io::File* f) -> Task<void> {
+        char buf[64];
+        sb->before = sb->enters();
+        co_await f->read_at(buf, 0);
+      }(s, &file));
+      auto c = weft::spawn([](Shared* sc) -> Task<void> {
+        sc->after = sc->enters();
+        co_return;
+      }(s));
+      co_await b;
+      co_await c;
+      if (out) {
+        co_await s->w->write("x");
+        co_await reader;
+      }
+    }(&sh, pipe_read_out));
+    return sh.after - sh.before;
+  };
+  CHECK(enters_after_read(true, true) == 1);
+  CHECK(enters_after_read(false, true) == 0);
+  CHECK(enters_after_read(true, false) == 0);
+}

@@ -25,6 +25,7 @@ TEST_CASE("runtime flags: each knob flag sets its RuntimeOptions field", "[flags
   CHECK(weft::set_runtime_flag(o, "--blocking-idle-spin-us", "7"));
   CHECK(weft::set_runtime_flag(o, "--help-cpu-pools", "1"));
   CHECK(weft::set_runtime_flag(o, "--refill-frames", "0"));
+  CHECK(weft::set_runtime_flag(o, "--eager-file-submit", "0"));
   CHECK(o.ring_entries == 128);
   CHECK_FALSE(o.lifo_slot);
   CHECK(o.lifo_cap == 5);
@@ -39,6 +40,7 @@ TEST_CASE("runtime flags: each knob flag sets its RuntimeOptions field", "[flags
   CHECK(o.blocking_idle_spin == 7us);
   CHECK(o.help_cpu_pools);
   CHECK_FALSE(o.refill_frames);
+  CHECK_FALSE(o.eager_file_submit);
 }
 
 TEST_CASE("runtime flags: a flag that is not a knob returns false and changes nothing", "[flags]") {

@@ -59,7 +59,10 @@ struct IoOpState : IoCompletion, Suspension, InboxItem {
   bool cancel_taken = false;           // a pending cancel was consumed before submitting
   bool has_timeout = false;            // a linked timeout goes with the SQE
   bool timed_out = false;              // ended (-ECANCELED) by its linked timeout
-  __kernel_timespec timeout{};         // relative; the kernel reads it at submission
+  // A file operation: submitted when the task's step ends, not with the
+  // tick (RuntimeOptions::eager_file_submit; reactor.cpp).
+  bool file_op = false;
+  __kernel_timespec timeout{};  // relative; the kernel reads it at submission
 };
 
 /// The state of an op that posts two CQEs, a result and then a notification

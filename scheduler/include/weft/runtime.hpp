@@ -60,6 +60,24 @@ struct RuntimeOptions {
   /// Tasks run per loop tick before the worker submits SQEs, reaps CQEs,
   /// fires timers and runs callbacks. 61, as Tokio's event_interval.
   unsigned event_interval = 61;
+  /// A File operation (weft::io::File's reads, writes and syncs; not
+  /// sockets, pipes' streams or NOPs) queued while earlier ones are out at
+  /// the kernel (submitted, not yet reaped: a device is working on them)
+  /// reaches the kernel when the step of the task that issued it ends, one
+  /// io_uring_enter per such step, as fio submits each read at once. Other
+  /// operations, and file operations while none is out (reads the page
+  /// cache serves complete as they are submitted), wait for the end of the
+  /// tick: one enter for all of them. A device works while the loop runs
+  /// other tasks, so a read held in the SQ for the rest of the tick is time
+  /// it sits idle; a socket operation's cost is the kernel's CPU time, which
+  /// the batch amortises. file_read (2 workers x 32 O_DIRECT 4 KiB random
+  /// reads in flight, 7 alternated 4 s runs): median 116,148 IOPS on
+  /// against 108,286 off (1.07x), fio 114,822 in the same runs; CPU per
+  /// read 2.50 us against 2.58 us. Submitting after every file operation,
+  /// page-cache hits included, cost 15% of the buffered reads per second,
+  /// hence "while earlier ones are out". Off: file operations are submitted
+  /// with the tick.
+  bool eager_file_submit = true;
   /// Upper bound of workers searching for work to steal at once. 0 = half of
   /// the workers, rounded up (Tokio's rule): enough to spread a burst, few
   /// enough that idle workers do not all hammer the same queues.

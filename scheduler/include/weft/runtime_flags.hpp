@@ -12,7 +12,7 @@
 //   --global-queue-interval N  --event-interval N       --max-searching N
 //   --spin-before-park N       --wake-with-eventfd 0|1  --trim-threshold BYTES
 //   --park-spin-us N           --sibling-spin-us N      --blocking-idle-spin-us N
-//   --help-cpu-pools 0|1       --refill-frames 0|1
+//   --help-cpu-pools 0|1       --refill-frames 0|1      --eager-file-submit 0|1
 //
 // `workers` is not among them: each program has its own --workers, with its
 // own default. What each knob does is in runtime.hpp and the README's

@@ -14,6 +14,14 @@
 // Regular-file reads the page cache cannot serve are run by the kernel's
 // io-wq workers; they do not block the loop.
 //
+// A File's read, write or sync queued while earlier ones are out at the
+// kernel reaches it when the step of the task that issued it ends, not with
+// the rest of the worker's tick (socket operations wait for the tick's single
+// io_uring_enter): the device works while the loop runs other tasks, so a
+// read held back for the tick is time the device sits idle. Reads the page
+// cache serves complete as they are submitted and stay batched.
+// RuntimeOptions::eager_file_submit says what that measured and turns it off.
+//
 // Timeouts on file operations are linked timeouts like any other, but a
 // regular-file read or write that the kernel has already started cannot be
 // interrupted: the timeout then takes effect only when the operation
@@ -69,22 +77,24 @@ class File : public detail::FdOwner {
   /// returns how many, 0 at end of file.
   detail::Op<detail::ReadPrep> read(MutableBuffer buf, OpTimeout timeout = std::nullopt) const {
     return detail::Op<detail::ReadPrep>(detail::ReadPrep{fd_, buf, detail::kCurrentPosition},
-                                        timeout);
+                                        timeout, detail::Submit::with_step);
   }
   /// Reads up to buf.size bytes at `offset` (the position is unchanged).
   detail::Op<detail::ReadPrep> read_at(MutableBuffer buf, std::uint64_t offset,
                                        OpTimeout timeout = std::nullopt) const {
-    return detail::Op<detail::ReadPrep>(detail::ReadPrep{fd_, buf, offset}, timeout);
+    return detail::Op<detail::ReadPrep>(detail::ReadPrep{fd_, buf, offset}, timeout,
+                                        detail::Submit::with_step);
   }
   /// Writes up to buf.size bytes at the current position (O_APPEND: at the
   /// end); returns how many were written.
   detail::Op<detail::WritePrep> write(ConstBuffer buf, OpTimeout timeout = std::nullopt) const {
     return detail::Op<detail::WritePrep>(detail::WritePrep{fd_, buf, detail::kCurrentPosition},
-                                         timeout);
+                                         timeout, detail::Submit::with_step);
   }
   detail::Op<detail::WritePrep> write_at(ConstBuffer buf, std::uint64_t offset,
                                          OpTimeout timeout = std::nullopt) const {
-    return detail::Op<detail::WritePrep>(detail::WritePrep{fd_, buf, offset}, timeout);
+    return detail::Op<detail::WritePrep>(detail::WritePrep{fd_, buf, offset}, timeout,
+                                         detail::Submit::with_step);
   }
   /// Scatter/gather forms. The iovec array must stay valid until the
   /// co_await returns.
@@ -93,24 +103,26 @@ class File : public detail::FdOwner {
     return detail::Op<detail::ReadvPrep>(
         detail::ReadvPrep{fd_, bufs.data(), static_cast<unsigned>(bufs.size()),
                           detail::kCurrentPosition},
-        timeout);
+        timeout, detail::Submit::with_step);
   }
   detail::Op<detail::ReadvPrep> readv_at(std::span<const iovec> bufs, std::uint64_t offset,
                                          OpTimeout timeout = std::nullopt) const {
     return detail::Op<detail::ReadvPrep>(
-        detail::ReadvPrep{fd_, bufs.data(), static_cast<unsigned>(bufs.size()), offset}, timeout);
+        detail::ReadvPrep{fd_, bufs.data(), static_cast<unsigned>(bufs.size()), offset}, timeout,
+        detail::Submit::with_step);
   }
   detail::Op<detail::WritevPrep> writev(std::span<const iovec> bufs,
                                         OpTimeout timeout = std::nullopt) const {
     return detail::Op<detail::WritevPrep>(
         detail::WritevPrep{fd_, bufs.data(), static_cast<unsigned>(bufs.size()),
                            detail::kCurrentPosition},
-        timeout);
+        timeout, detail::Submit::with_step);
   }
   detail::Op<detail::WritevPrep> writev_at(std::span<const iovec> bufs, std::uint64_t offset,
                                            OpTimeout timeout = std::nullopt) const {
     return detail::Op<detail::WritevPrep>(
-        detail::WritevPrep{fd_, bufs.data(), static_cast<unsigned>(bufs.size()), offset}, timeout);
+        detail::WritevPrep{fd_, bufs.data(), static_cast<unsigned>(bufs.size()), offset}, timeout,
+        detail::Submit::with_step);
   }
   /// Registered-buffer forms (IORING_OP_READ_FIXED / WRITE_FIXED; see
   /// weft/io/fixed_buffer.hpp and RuntimeOptions::fixed_buffers): like
@@ -133,7 +145,7 @@ class File : public detail::FdOwner {
                                                   OpTimeout timeout = std::nullopt) const {
     detail::check_fixed(buf.data, buf.size, buf_index, "read_fixed_at");
     return detail::Op<detail::ReadFixedPrep>(detail::ReadFixedPrep{fd_, buf, offset, buf_index},
-                                             timeout);
+                                             timeout, detail::Submit::with_step);
   }
   detail::Op<detail::WriteFixedPrep> write_fixed_at(const FixedBuffer& buf, std::uint64_t offset,
                                                     OpTimeout timeout = std::nullopt) const {
@@ -144,7 +156,7 @@ class File : public detail::FdOwner {
                                                     OpTimeout timeout = std::nullopt) const {
     detail::check_fixed(buf.data, buf.size, buf_index, "write_fixed_at");
     return detail::Op<detail::WriteFixedPrep>(detail::WriteFixedPrep{fd_, buf, offset, buf_index},
-                                              timeout);
+                                              timeout, detail::Submit::with_step);
   }
   /// Writes all of buf at `offset` (several writes if the kernel takes less).
   Task<void> write_all_at(ConstBuffer buf, std::uint64_t offset,
@@ -154,10 +166,12 @@ class File : public detail::FdOwner {
                            OpTimeout timeout = std::nullopt) const;
 
   detail::Op<detail::FsyncPrep<false>> fsync(OpTimeout timeout = std::nullopt) const {
-    return detail::Op<detail::FsyncPrep<false>>(detail::FsyncPrep<false>{fd_}, timeout);
+    return detail::Op<detail::FsyncPrep<false>>(detail::FsyncPrep<false>{fd_}, timeout,
+                                                detail::Submit::with_step);
   }
   detail::Op<detail::FsyncPrep<true>> fdatasync(OpTimeout timeout = std::nullopt) const {
-    return detail::Op<detail::FsyncPrep<true>>(detail::FsyncPrep<true>{fd_}, timeout);
+    return detail::Op<detail::FsyncPrep<true>>(detail::FsyncPrep<true>{fd_}, timeout,
+                                               detail::Submit::with_step);
   }
   /// statx of the open file (AT_EMPTY_PATH), STATX_BASIC_STATS by default.
   detail::Op<detail::StatxPrep> stat(unsigned mask = STATX_BASIC_STATS,

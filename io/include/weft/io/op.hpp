@@ -43,13 +43,21 @@ void arm_timeout(weft::detail::IoOpState& st, const OpTimeout& t, const char* op
 
 /// `State` is IoOpState, or NotifOpState for the two-CQE operations (see
 /// NotifOp).
+/// When an op's SQE reaches the kernel: with the worker's other SQEs at
+/// the end of its tick (sockets, pipes), or, for File's reads, writes and
+/// syncs, when the issuing task's step ends if earlier ones are still out
+/// (RuntimeOptions::eager_file_submit).
+enum class Submit { with_tick, with_step };
+
 template <class Prep, class State = weft::detail::IoOpState>
 class [[nodiscard]] Op {
  public:
   using result_type = decltype(std::declval<Prep&>().result(0));
 
-  explicit Op(Prep prep, OpTimeout timeout = std::nullopt) : prep_(prep) {
+  explicit Op(Prep prep, OpTimeout timeout = std::nullopt, Submit submit = Submit::with_tick)
+      : prep_(prep) {
     if (timeout) arm_timeout(st_, timeout, Prep::kName);
+    st_.file_op = submit == Submit::with_step;
   }
   Op(const Op&) = delete;
   Op& operator=(const Op&) = delete;
