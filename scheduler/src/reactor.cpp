@@ -257,6 +257,7 @@ void Worker::submit_now() noexcept {
 
 void Worker::reap() noexcept {
   io_uring_cqe* cqes[64];
+  reaping_ = true;
   for (;;) {
     unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, 64);
     if (n == 0) break;
@@ -275,6 +276,11 @@ void Worker::reap() noexcept {
     }
     io_uring_cq_advance(&ring_, n);
     if (n < 64) break;
+  }
+  reaping_ = false;
+  if (notify_after_reap_) {
+    notify_after_reap_ = false;
+    rt_.notify_parked(this, /*local=*/true);
   }
 }
 

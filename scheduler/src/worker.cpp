@@ -81,13 +81,21 @@ void Worker::join() {
 // ---------------------------------------------------------------------------
 // Scheduling
 
+void Worker::notify_local() noexcept {
+  if (reaping_) {
+    notify_after_reap_ = true;
+  } else {
+    rt_.notify_parked(this, /*local=*/true);
+  }
+}
+
 void Worker::push_back(TaskHeader* t) noexcept {
   if (queue_.push(t)) {
     // Even a single queued task is offered to a parked worker: this worker
     // may be about to run a long step (or spin waiting for that very task),
     // and nothing else would ever wake the other one (bench/micro/
     // wake_latency does exactly that).
-    rt_.notify_parked(this, /*local=*/true);
+    notify_local();
     return;
   }
   {
@@ -102,7 +110,7 @@ void Worker::push_back(TaskHeader* t) noexcept {
       bump(m_.overflows);
     }
   }
-  rt_.notify_parked(this, /*local=*/true);
+  notify_local();
 }
 
 void Worker::schedule_local(TaskHeader* t, bool lifo) noexcept {
