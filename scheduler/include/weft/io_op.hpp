@@ -60,7 +60,8 @@ struct IoOpState : IoCompletion, Suspension, InboxItem {
   bool has_timeout = false;            // a linked timeout goes with the SQE
   bool timed_out = false;              // ended (-ECANCELED) by its linked timeout
   // A file operation: submitted when the task's step ends, not with the
-  // tick (RuntimeOptions::eager_file_submit; reactor.cpp).
+  // tick, while earlier ones are out (RuntimeOptions::eager_file_submit;
+  // Worker::op_started).
   bool file_op = false;
   __kernel_timespec timeout{};  // relative; the kernel reads it at submission
 };

@@ -41,14 +41,14 @@ namespace weft::io::detail {
 /// Validates `t` (ValueError if negative) and gives `st` its linked timeout.
 void arm_timeout(weft::detail::IoOpState& st, const OpTimeout& t, const char* op);
 
-/// `State` is IoOpState, or NotifOpState for the two-CQE operations (see
-/// NotifOp).
 /// When an op's SQE reaches the kernel: with the worker's other SQEs at
 /// the end of its tick (sockets, pipes), or, for File's reads, writes and
 /// syncs, when the issuing task's step ends if earlier ones are still out
 /// (RuntimeOptions::eager_file_submit).
 enum class Submit { with_tick, with_step };
 
+/// `State` is IoOpState, or NotifOpState for the two-CQE operations (see
+/// NotifOp).
 template <class Prep, class State = weft::detail::IoOpState>
 class [[nodiscard]] Op {
  public:
