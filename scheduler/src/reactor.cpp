@@ -32,16 +32,20 @@
 // RuntimeOptions::wake_with_eventfd switches worker-to-worker wakes to the
 // eventfd for comparison.
 //
-// # Operation state (IoOpState::phase)
+// # Operation state (IoOpState::phase), owner thread only
 //   kInFlight      submitted, no CQE yet
-//   kCancelPosted  another worker asked the owner to cancel; the owner will
-//                  act on the inbox item before the frame may resume
 //   kCancelSent    the owner submitted IORING_OP_ASYNC_CANCEL for it
-//   kCqeHeld       the CQE arrived while a cancel was posted but not yet
-//                  handled; the wake waits for the inbox item
 //   kDelivered     the result was handed to the task
-// The owner thread drives every transition except kInFlight -> kCancelPosted,
-// which the canceller makes with a CAS.
+// Only the owner thread (the worker whose ring carries the op) reads or
+// writes the phase, so a completion costs no atomic operation. A cancel is
+// handled by whichever worker holds the task in kRunning (run_task); when
+// that is not the owner, the hook hands the task, still held in kRunning,
+// over to the owner through its inbox (Worker::hand_over_task), and the
+// owner decides there between the two orders: the CQE came first (the
+// result is delivered, the cancel re-armed) or the cancel goes out. While
+// the task is held nobody resumes it, so the frame, and the inbox item in
+// it, stay put until the owner has handled the item; a CQE that arrives
+// meanwhile only marks the wait done (complete_wait on a running task).
 //
 // # Linked timeouts (weft/io_op.hpp)
 // An op with a timeout takes two SQEs back to back: its own, flagged
@@ -80,13 +84,7 @@ namespace weft::detail {
 
 namespace {
 
-enum Phase : std::uint8_t {
-  kInFlight = 0,
-  kCancelPosted = 1,
-  kCancelSent = 2,
-  kCqeHeld = 3,
-  kDelivered = 4
-};
+enum Phase : std::uint8_t { kInFlight = 0, kCancelSent = 1, kDelivered = 2 };
 
 std::string io_uring_failure_reason(int err) {
   std::string why = std::strerror(err);
@@ -370,7 +368,10 @@ void io_detached_post(IoDetached* d) noexcept { static_cast<Worker*>(d->owner)->
 
 namespace {
 
-void op_wake(IoOpState* op) noexcept { complete_wait(op->task); }
+// On the owner's thread, from reap().
+void op_wake(IoOpState* op) noexcept {
+  static_cast<Worker*>(op->owner)->complete_wait_owned(op->task);
+}
 
 void op_deliver(IoOpState* op, int res, unsigned flags, bool cancel_requested) noexcept {
   op->res = res;
@@ -391,28 +392,10 @@ void op_deliver(IoOpState* op, int res, unsigned flags, bool cancel_requested) n
 
 void op_complete(IoCompletion* c, int res, unsigned flags) noexcept {
   auto* op = static_cast<IoOpState*>(c);
-  auto* w = static_cast<Worker*>(op->owner);
-  w->op_done(op->file_op);
-  std::uint8_t ph = op->phase.load(std::memory_order_acquire);
-  if (ph == kInFlight) {
-    // A remote canceller may post right now; settle the race with a CAS.
-    std::uint8_t expected = kInFlight;
-    if (op->phase.compare_exchange_strong(expected, kDelivered, std::memory_order_acq_rel)) {
-      op_deliver(op, res, flags, false);
-      return;
-    }
-    ph = expected;
-  }
-  if (ph == kCancelPosted) {
-    // The inbox item still refers to this frame: keep the result until the
-    // owner has handled it (it runs on this same thread, later this tick).
-    op->res = res;
-    op->cqe_flags = flags;
-    op->phase.store(kCqeHeld, std::memory_order_release);
-    return;
-  }
-  // kCancelSent: our own cancel request is out.
-  op_deliver(op, res, flags, true);
+  static_cast<Worker*>(op->owner)->op_done(op->file_op);
+  const bool cancel_sent = op->phase == kCancelSent;
+  op->phase = kDelivered;
+  op_deliver(op, res, flags, cancel_sent);
 }
 
 void submit_cancel(Worker* w, IoOpState* op) noexcept {
@@ -426,32 +409,39 @@ void submit_cancel(Worker* w, IoOpState* op) noexcept {
   }
 }
 
-void op_cancel_inbox(InboxItem* item) noexcept {
+bool op_cancel(Suspension* s) noexcept;
+
+// The owner's side of a cancel handed over by another worker (op_cancel).
+// This thread now holds the task in kRunning.
+void op_cancel_handed(InboxItem* item) noexcept {
   auto* op = static_cast<IoOpState*>(item);
   auto* w = static_cast<Worker*>(op->owner);
-  if (op->phase.load(std::memory_order_acquire) == kCqeHeld) {
-    // The CQE came first: deliver the held result and re-arm the cancel.
-    op->phase.store(kDelivered, std::memory_order_release);
-    op_deliver(op, op->res, op->cqe_flags, true);
-    return;
+  TaskHeader* t = op->task;
+  if (op->phase == kInFlight) {
+    op->phase = kCancelSent;
+    submit_cancel(w, op);
+  } else {
+    // The CQE came first: its result is delivered and the wait marked done;
+    // the cancel is raised at the next suspension point instead.
+    op->cancel = op_cancel;
+    rearm_cancel(t);
   }
-  op->phase.store(kCancelSent, std::memory_order_release);
-  submit_cancel(w, op);
+  w->end_step(t);
 }
 
 bool op_cancel(Suspension* s) noexcept {
   auto* op = static_cast<IoOpState*>(s);
   auto* owner = static_cast<Worker*>(op->owner);
-  if (Worker::current() == owner) {
-    if (op->phase.load(std::memory_order_acquire) != kInFlight) return false;
-    op->phase.store(kCancelSent, std::memory_order_release);
+  Worker* here = Worker::current();
+  if (here == owner) {
+    if (op->phase != kInFlight) return false;
+    op->phase = kCancelSent;
     submit_cancel(owner, op);
     return true;
   }
-  std::uint8_t expected = kInFlight;
-  if (!op->phase.compare_exchange_strong(expected, kCancelPosted, std::memory_order_acq_rel))
-    return false;  // the CQE is already being delivered
-  op->run = op_cancel_inbox;
+  // Not the ring's thread: the task goes to the owner, held as it is.
+  op->run = op_cancel_handed;
+  here->hand_over_task();
   owner->post_inbox(op);
   return true;
 }

@@ -175,8 +175,51 @@ TaskHeader* Worker::next_task() noexcept {
     push_back(t);
   }
   lifo_run_ = 0;
+  if (!owned_ready_.empty() && (queue_.empty() || (owned_turn_ = !owned_turn_)))
+    return take_owned();
   if (TaskHeader* t = queue_.pop()) return t;
   return pop_inject_batch();
+}
+
+void Worker::complete_wait_owned(TaskHeader* t) noexcept {
+  std::uint32_t s = t->state.load(std::memory_order_acquire);
+  std::uint32_t ns;
+  do {
+    if (s & (TaskHeader::kRunning | TaskHeader::kScheduled | TaskHeader::kComplete)) {
+      complete_wait(t);
+      return;
+    }
+    ns = ((s | TaskHeader::kRunning | TaskHeader::kStarted) &
+          ((1u << TaskHeader::kLastWorkerShift) - 1)) |
+         ((index_ + 1) << TaskHeader::kLastWorkerShift);
+  } while (
+      !t->state.compare_exchange_weak(s, ns, std::memory_order_acq_rel, std::memory_order_acquire));
+  if ((s >> TaskHeader::kLastWorkerShift) != index_ + 1) bump(m_.remote_wakes);
+  owned_ready_.push_back(t);
+}
+
+TaskHeader* Worker::take_owned() noexcept {
+  TaskHeader* t = owned_ready_.pop_front();
+  if (!owned_ready_.empty() && rt_.workers.size() > 1 &&
+      (rt_.num_parked.load(std::memory_order_relaxed) != 0 ||
+       rt_.num_searching.load(std::memory_order_relaxed) > (searching_ ? 1u : 0u)))
+    spill_owned();
+  return t;
+}
+
+void Worker::spill_owned() noexcept {
+  while (!owned_ready_.empty()) {
+    TaskHeader* t = owned_ready_.pop_front();
+    std::uint32_t s = t->state.load(std::memory_order_acquire);
+    std::uint32_t ns;
+    do {
+      // A wake that came meanwhile only set kNotified: being queued covers it.
+      ns = (s & ~(TaskHeader::kRunning | TaskHeader::kNotified | TaskHeader::kYielded)) |
+           TaskHeader::kScheduled | TaskHeader::kWaitDone;
+    } while (!t->state.compare_exchange_weak(s, ns, std::memory_order_acq_rel,
+                                             std::memory_order_acquire));
+    push_back(t);
+  }
 }
 
 namespace {
@@ -192,31 +235,36 @@ void Worker::run_task(TaskHeader* t) noexcept {
   Suspension* w = t->waiting_on;
   std::uint32_t s = t->state.load(std::memory_order_acquire);
   std::uint32_t ns;
-  bool resume;
-  do {
-    // Resumable if it waits on nothing (a first step, a yield) or its wait
-    // was completed (complete_wait); otherwise only a cancel woke it.
-    resume = w == nullptr || (s & TaskHeader::kWaitDone) != 0;
-    ns = (s & ~(TaskHeader::kScheduled | TaskHeader::kWaitDone)) | TaskHeader::kRunning |
-         TaskHeader::kStarted;
-    ns = (ns & ((1u << TaskHeader::kLastWorkerShift) - 1)) |
-         ((index_ + 1) << TaskHeader::kLastWorkerShift);
-    if (!resume) ns |= s & TaskHeader::kWaitDone;
-  } while (
-      !t->state.compare_exchange_weak(s, ns, std::memory_order_acq_rel, std::memory_order_acquire));
-  bump(m_.tasks_polled);
+  bool resume = true;
+  if (s & TaskHeader::kRunning) {
+    // From owned_ready_: complete_wait_owned took it to kRunning, its wait
+    // is over. A cancel that came since is raised at the next suspension
+    // point, as for any task whose wait completed.
+    bump(m_.tasks_polled);
+  } else {
+    do {
+      // Resumable if it waits on nothing (a first step, a yield) or its wait
+      // was completed (complete_wait); otherwise only a cancel woke it.
+      resume = w == nullptr || (s & TaskHeader::kWaitDone) != 0;
+      ns = (s & ~(TaskHeader::kScheduled | TaskHeader::kWaitDone)) | TaskHeader::kRunning |
+           TaskHeader::kStarted;
+      ns = (ns & ((1u << TaskHeader::kLastWorkerShift) - 1)) |
+           ((index_ + 1) << TaskHeader::kLastWorkerShift);
+      if (!resume) ns |= s & TaskHeader::kWaitDone;
+    } while (!t->state.compare_exchange_weak(s, ns, std::memory_order_acq_rel,
+                                             std::memory_order_acquire));
+    bump(m_.tasks_polled);
 
-  if (!(s & TaskHeader::kStarted) && (s & TaskHeader::kCancelPending)) {
-    // Cancelled before its first step: none of the body runs (§C 26).
-    // complete_task hands the task's own reference to this worker's
-    // unregister batch (the outcome is not an error).
-    tl_current_task = t;
-    complete_task(t, false, false);
-    tl_current_task = nullptr;
-    return;
-  }
-  if (!resume) {
-    if (s & TaskHeader::kCancelPending) {
+    if (!(s & TaskHeader::kStarted) && (s & TaskHeader::kCancelPending)) {
+      // Cancelled before its first step: none of the body runs (§C 26).
+      // complete_task hands the task's own reference to this worker's
+      // unregister batch (the outcome is not an error).
+      tl_current_task = t;
+      complete_task(t, false, false);
+      tl_current_task = nullptr;
+      return;
+    }
+    if (!resume && (s & TaskHeader::kCancelPending)) {
       t->state.fetch_and(~TaskHeader::kCancelPending, std::memory_order_acq_rel);
       if (w->cancel == absorb_cancel) {
         // The hook already took responsibility for this wait; its completion
@@ -224,10 +272,21 @@ void Worker::run_task(TaskHeader* t) noexcept {
         // (asyncio raises CancelledError once, §C): calling the hook again
         // would make a hand-on primitive pass its grant on twice (a Lock
         // with two holders, a Semaphore with one permit too many).
-      } else if (w->cancel == nullptr || !w->cancel(w)) {
+      } else if (w->cancel == nullptr) {
         rearm_cancel(t);
       } else {
-        w->cancel = absorb_cancel;  // at most one hook call per wait
+        // At most one hook call per wait. Set before the call: a hook that
+        // hands the task over to another thread (handed_over_) leaves it
+        // to that thread at once.
+        bool (*hook)(Suspension*) noexcept = w->cancel;
+        w->cancel = absorb_cancel;
+        if (!hook(w)) {
+          w->cancel = hook;
+          rearm_cancel(t);
+        } else if (handed_over_) {
+          handed_over_ = false;
+          return;
+        }
       }
     }
   }
@@ -241,8 +300,12 @@ void Worker::run_task(TaskHeader* t) noexcept {
     }
     tl_current_task = nullptr;
   }
+  end_step(t);
+}
 
-  s = t->state.load(std::memory_order_acquire);
+void Worker::end_step(TaskHeader* t) noexcept {
+  std::uint32_t s = t->state.load(std::memory_order_acquire);
+  std::uint32_t ns;
   if (s & TaskHeader::kComplete) {
     // Completed in this step. Without an error complete_task handed the
     // task's own reference to this worker's unregister batch, which drops it
@@ -514,8 +577,8 @@ TaskHeader* Worker::search() noexcept {
 }
 
 bool Worker::has_work() const noexcept {
-  if (lifo_ || !expedited_.empty() || !queue_.empty() || !deferred_.empty() || ready_head_ ||
-      !inbox_.empty() || !rt_.inject.empty())
+  if (lifo_ || !expedited_.empty() || !owned_ready_.empty() || !queue_.empty() ||
+      !deferred_.empty() || ready_head_ || !inbox_.empty() || !rt_.inject.empty())
     return true;
   for (const auto& w : rt_.workers)
     if (w.get() != this && w->queue_.size() > 0) return true;
@@ -699,7 +762,8 @@ void Worker::thread_main() {
       run_task_and_submit(t);
     }
     maintenance();
-    if (lifo_ || !expedited_.empty() || !queue_.empty() || ready_head_ || !deferred_.empty())
+    if (lifo_ || !expedited_.empty() || !owned_ready_.empty() || !queue_.empty() || ready_head_ ||
+        !deferred_.empty())
       continue;
 
     // Out of local work: search, spin a little, then park. After a short

@@ -143,6 +143,13 @@ class Worker final : public Loop {
 
   // ---- owner-thread operations ----
   void schedule_local(TaskHeader* t, bool lifo) noexcept;
+  /// Completes the wait of `t`, whose operation on this worker's ring has
+  /// just finished (the owner thread: reap, or an inbox item). An idle task
+  /// goes straight to kRunning, as run_task would take it, and into
+  /// owned_ready_, a list no other thread reads: one CAS instead of three
+  /// (the wake's, the queue pop's and run_task's), the most an I/O-bound
+  /// task pays per operation. Any other state takes complete_wait's path.
+  void complete_wait_owned(TaskHeader* t) noexcept;
   /// Queues t on this worker (a parked worker this wakes may then spin,
   /// RuntimeOptions::sibling_spin).
   void push_back(TaskHeader* t) noexcept;
@@ -230,8 +237,25 @@ class Worker final : public Loop {
   void teardown_ring() noexcept;
 
   TaskHeader* next_task() noexcept;
+  /// The next task of owned_ready_; spills the rest to the queue when a
+  /// sibling is idle (see owned_ready_).
+  TaskHeader* take_owned() noexcept;
+  /// Moves owned_ready_ to the local queue (kRunning -> kScheduled with
+  /// kWaitDone, as complete_wait leaves a queued task), where others can
+  /// steal from it.
+  void spill_owned() noexcept;
   TaskHeader* pop_inject_batch() noexcept;
   void run_task(TaskHeader* t) noexcept;
+
+ public:
+  /// The end of a step of t, which this thread holds in kRunning: back to
+  /// idle, or requeued if a wake came meanwhile (owner of the hold only).
+  void end_step(TaskHeader* t) noexcept;
+  /// Set by a cancel hook that handed the task it runs under to another
+  /// thread (reactor.cpp, op_cancel): run_task must not touch it again.
+  void hand_over_task() noexcept { handed_over_ = true; }
+
+ private:
   /// Debug mode: resumes t's step timing it, reports a slow one (slow_step.cpp).
   void run_step_timed(TaskHeader* t) noexcept;
   void maintenance() noexcept;
@@ -310,7 +334,17 @@ class Worker final : public Loop {
   bool left_lone_ = false;          // the last search left a lone task
   bool firing_timers_ = false;      // wakes go to the expedited list
   TaskList expedited_;              // tasks whose timer expired: run first
-  std::uint32_t inflight_ = 0;      // user operations awaiting a CQE
+  // Tasks an operation completion on this ring took to kRunning
+  // (complete_wait_owned): their wait is over and nobody else may run
+  // them, so next_task hands them out without a queue's CAS. Invisible to
+  // thieves: whenever a sibling is parked or searching, the next pick
+  // spills the rest to the local queue (spill_owned), so an idle sibling
+  // waits one task at most before it can take some. next_task alternates
+  // between this list and the queue, so neither starves the other.
+  TaskList owned_ready_;
+  bool owned_turn_ = false;
+  bool handed_over_ = false;    // see hand_over_task
+  std::uint32_t inflight_ = 0;  // user operations awaiting a CQE
   // Armed detached requests (multishot accepts): they keep the reactor
   // polling but not the worker alive (drain_detached ends them).
   IoDetached* detached_head_ = nullptr;

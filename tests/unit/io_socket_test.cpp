@@ -17,6 +17,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 #include <weft/io.hpp>
@@ -315,6 +316,44 @@ TEST_CASE("io cancel: a recv in flight raises CancelledError, the socket stays u
     CHECK(r5 == 1);
     CHECK(b == 'z');
   }());
+}
+
+// The cancel is handled by the worker that runs the woken task, here worker
+// 1, while the recv sits on worker 0's ring: the task is handed, still held,
+// to worker 0, which sends the IORING_OP_ASYNC_CANCEL (reactor.cpp).
+TEST_CASE(
+    "io cancel: a recv on one worker's ring cancelled from the other worker, the socket stays "
+    "usable",
+    "[io][cancel]") {
+  weft::Runtime rt(workers(2));
+  rt.block_on([](weft::Runtime* rt) -> Task<void> {
+    auto [c, s] = co_await tcp_pair();
+    weft::Promise<void> waiting;  // set once the reader's step has ended
+    weft::Future<void> waiting_f = waiting.get_future();
+    std::optional<weft::JoinHandle<std::size_t>> h;
+    int reader_loop = -1;
+    rt->loop(0).call_soon_threadsafe([&] {
+      h.emplace(weft::spawn(
+          [](const io::TcpStream* ss, weft::Promise<void>* w, int* where) -> Task<std::size_t> {
+            char buf[16];
+            *where = static_cast<int>(weft::running_loop().index());
+            // Runs after this step, which ends suspended in the recv.
+            weft::running_loop().call_soon([w] { w->set_result(); });
+            co_return co_await ss->recv(buf, 10s);
+          }(&s, &waiting, &reader_loop)));
+    });
+    co_await waiting_f;
+    CHECK(reader_loop == 0);
+    // The woken task runs on the waker's worker (its LIFO slot).
+    rt->loop(1).call_soon_threadsafe([&] { h->cancel(); });
+    CHECK_THROWS_AS(co_await *h, weft::CancelledError);
+    CHECK(h->cancelled());
+    co_await c.send_all("z");
+    char b;
+    auto r = co_await s.recv({&b, 1});
+    CHECK(r == 1);
+    CHECK(b == 'z');
+  }(&rt));
 }
 
 TEST_CASE("io udp: send_to, recv_from, truncation and connected sockets", "[io][udp]") {

@@ -54,11 +54,11 @@ struct IoOpState : IoCompletion, Suspension, InboxItem {
   void* owner = nullptr;  // the Worker whose ring carries the SQE
   int res = 0;
   unsigned cqe_flags = 0;
-  std::atomic<std::uint8_t> phase{0};  // see reactor.cpp
-  bool cancelled = false;              // completed by a cancel (-ECANCELED after our request)
-  bool cancel_taken = false;           // a pending cancel was consumed before submitting
-  bool has_timeout = false;            // a linked timeout goes with the SQE
-  bool timed_out = false;              // ended (-ECANCELED) by its linked timeout
+  std::uint8_t phase = 0;     // owner thread only, see reactor.cpp
+  bool cancelled = false;     // completed by a cancel (-ECANCELED after our request)
+  bool cancel_taken = false;  // a pending cancel was consumed before submitting
+  bool has_timeout = false;   // a linked timeout goes with the SQE
+  bool timed_out = false;     // ended (-ECANCELED) by its linked timeout
   // A file operation: submitted when the task's step ends, not with the
   // tick, while earlier ones are out (RuntimeOptions::eager_file_submit;
   // Worker::op_started).
