@@ -296,7 +296,17 @@ bool request_cancel(TaskHeader* t, const std::string* msg) noexcept {
   return true;
 }
 
-bool add_waiter(TaskHeader* t, WaitNode* n) noexcept { return t->waiters.push(n); }
+bool add_waiter(TaskHeader* t, WaitNode* n) noexcept {
+  // Announced before the push: a completer whose fetch_or comes after ours
+  // sees kHasWaiters and closes the list, which then either holds our node
+  // or refuses it (push returns false: the task is complete). One whose
+  // fetch_or came first left kComplete for us to see here.
+  std::uint32_t s = t->state.load(std::memory_order_acquire);
+  if (!(s & TaskHeader::kHasWaiters))
+    s = t->state.fetch_or(TaskHeader::kHasWaiters, std::memory_order_acq_rel);
+  if (s & TaskHeader::kComplete) return false;
+  return t->waiters.push(n);
+}
 
 void complete_task(TaskHeader* t, bool threw, bool threw_cancel) noexcept {
   std::uint32_t outcome = TaskHeader::kComplete;
@@ -324,9 +334,11 @@ void complete_task(TaskHeader* t, bool threw, bool threw_cancel) noexcept {
   // an error. Decided before the waiters fire: a woken waiter may retrieve
   // the error and drop its handle, which must not look like "no handle".
   const bool unobservable = t->refs.load(std::memory_order_acquire) == 1;
-  t->state.fetch_or(outcome, std::memory_order_release);
+  const std::uint32_t before = t->state.fetch_or(outcome, std::memory_order_release);
   if (defer) w->defer_unregister(t);
-  t->waiters.close_and_fire(t);
+  // No registration announced before our fetch_or: none can come any more
+  // (add_waiter sees kComplete), so the list needs no closing.
+  if (before & TaskHeader::kHasWaiters) t->waiters.close_and_fire(t);
   if ((outcome & TaskHeader::kOutcomeError) && unobservable &&
       !(t->state.fetch_or(TaskHeader::kRetrieved, std::memory_order_acq_rel) &
         TaskHeader::kRetrieved)) {

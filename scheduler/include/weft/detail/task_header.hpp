@@ -157,6 +157,11 @@ struct TaskHeader {
   // set by the thread running the task, in unhandled_exception, before the
   // final suspend publishes kComplete.
   static constexpr std::uint32_t kErrorStored = 1u << 13;
+  // add_waiter announced a registration (set before the push, never
+  // cleared): complete_task closes the waiter list only if the state it
+  // replaces has this bit, so a task nobody waits on completes with one
+  // atomic read-modify-write instead of two.
+  static constexpr std::uint32_t kHasWaiters = 1u << 14;
   // Bits 16..31: 1 + the index of the worker that last took the task to run
   // (0: none yet), written by that worker's scheduled -> running CAS; read
   // by wakers for the remote_wakes metric only.
