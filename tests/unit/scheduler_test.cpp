@@ -283,6 +283,63 @@ TEST_CASE("io::nop: cancelling a task with a NOP in flight waits for its CQE", "
   CHECK(cancelled);
 }
 
+namespace {
+
+struct SpillRound {
+  std::atomic<int> on_ring0{0};  // NOPs submitted on worker 0's ring
+  std::atomic<int> moved{0};     // ... whose task's next step ran on worker 1
+};
+
+// The worker that runs the first step submits the NOP. A task that resumes
+// on worker 0 busy-waits (a long step, holding worker 0) until a sibling
+// has run one of the others, or for 200 ms at most.
+weft::Task<void> nop_then_hold(SpillRound* r) {
+  const unsigned first = weft::Loop::current()->index();
+  if (first == 0) r->on_ring0.fetch_add(1);
+  co_await weft::io::nop();
+  const unsigned after = weft::Loop::current()->index();
+  if (first == 0 && after == 1) r->moved.fetch_add(1);
+  if (after != 0) co_return;
+  const auto until = std::chrono::steady_clock::now() + 200ms;
+  while (r->moved.load() == 0 && std::chrono::steady_clock::now() < until) {
+  }
+}
+
+weft::Task<void> spawn_nop_holders(SpillRound* r, int n) {
+  std::vector<weft::JoinHandle<void>> hs;
+  for (int i = 0; i < n; ++i) hs.push_back(weft::spawn(nop_then_hold(r)));
+  for (auto& h : hs) co_await h;
+}
+
+}  // namespace
+
+// Tasks whose operations complete are run by the ring's worker from a list
+// no thief reads (Worker::owned_ready_); while a sibling is idle the rest of
+// that list goes to the stealable queue. Without that, the tasks queued
+// behind a long step would wait for it although worker 1 has nothing to do.
+TEST_CASE(
+    "io wake-ups: tasks made ready behind a long step on one worker are run by the idle sibling",
+    "[scheduler][io]") {
+  weft::Runtime rt(workers(2));
+  int rounds = 0, eligible = 0, moved_rounds = 0;
+  for (; rounds < 20 && moved_rounds == 0; ++rounds) {
+    SpillRound r;
+    weft::Promise<void> done(&rt);
+    weft::Future<void> f = done.get_future();
+    rt.loop(0).call_soon_threadsafe([&r, &done] {
+      weft::spawn([](SpillRound* r, weft::Promise<void>* done) -> weft::Task<void> {
+        co_await spawn_nop_holders(r, 16);
+        done->set_result();
+      }(&r, &done));
+    });
+    f.get();
+    if (r.on_ring0.load() >= 2) ++eligible;
+    if (r.moved.load() > 0) ++moved_rounds;
+  }
+  INFO(rounds << " rounds, " << eligible << " with two or more NOPs on worker 0's ring");
+  CHECK(moved_rounds == 1);
+}
+
 TEST_CASE("metrics: spawned and polled tasks are counted per worker", "[scheduler]") {
   weft::Runtime rt(workers(2));
   rt.block_on(fan_out(50));
