@@ -2,6 +2,7 @@
 // spawns, waking parked workers), the task registry, metrics and the
 // asyncio.run end sequence.
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -18,12 +19,25 @@ namespace weft::detail {
 
 namespace {
 std::atomic<std::uint64_t> g_runtime_serials{0};
+
+// Registers the process for membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)
+// (once; the registration lasts as long as the process). False if the
+// kernel lacks it or a seccomp filter refuses the system call.
+bool register_membarrier() noexcept {
+  static const bool ok = [] {
+    const long cmds = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    if (cmds < 0 || !(cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED)) return false;
+    return syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+  }();
+  return ok;
+}
 }  // namespace
 
 RuntimeImpl::RuntimeImpl(Runtime& f, RuntimeOptions o)
     : facade(f),
       opts(std::move(o)),
-      serial(g_runtime_serials.fetch_add(1, std::memory_order_relaxed) + 1) {
+      serial(g_runtime_serials.fetch_add(1, std::memory_order_relaxed) + 1),
+      asymmetric_fences(register_membarrier()) {
   if (opts.workers == 0) opts.workers = std::max(1u, std::thread::hardware_concurrency());
   if (opts.workers > 1024) throw ValueError("weft::RuntimeOptions::workers must be at most 1024");
   if (opts.ring_entries == 0 || opts.ring_entries > 32768)
@@ -94,9 +108,21 @@ void RuntimeImpl::push_inject_list(TaskHeader* first, TaskHeader* last) noexcept
 
 void RuntimeImpl::notify_parked(Worker* from, bool local) noexcept {
   // Pairs with the fence in Worker::park(): either that worker sees our work,
-  // or we see it parked (see worker.hpp).
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // or we see it parked (see worker.hpp). With asymmetric_fences the
+  // parker's heavy_fence() stands in for ours: it makes this thread's
+  // earlier stores visible before the parker looks at the queues, wherever
+  // this thread is between its push and its load below.
+  if (asymmetric_fences) {
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+  } else {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+  }
   notify_parked_after_seq_cst(from, local);
+}
+
+void RuntimeImpl::heavy_fence() const noexcept {
+  // Cannot fail once registered (the registration was checked).
+  if (asymmetric_fences) syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
 }
 
 void RuntimeImpl::notify_parked_after_seq_cst(Worker* from, bool local) noexcept {

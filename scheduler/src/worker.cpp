@@ -503,7 +503,11 @@ void Worker::leave_searching() noexcept {
   // lost: a producer that saw this worker searching skipped its own, and
   // the fence pairs with the one in notify_parked, so the look below sees
   // what that producer queued; a producer that comes later sees no
-  // searcher and wakes a worker itself.
+  // searcher and wakes a worker itself. (With asymmetric_fences the
+  // producer has only a compiler barrier: a push made a few nanoseconds
+  // ago may be missed here. It is not lost: it sits in the awake
+  // producer's own queue, and a worker that parks sees it, park()'s
+  // heavy_fence making it visible. Only that one task may miss a helper.)
   if (rt_.num_searching.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (work_for_another()) rt_.notify_parked(this);
@@ -599,6 +603,7 @@ bool Worker::park() noexcept {
   rt_.num_parked.fetch_add(1, std::memory_order_seq_cst);
   park_state_.store(kParked, std::memory_order_seq_cst);
   std::atomic_thread_fence(std::memory_order_seq_cst);
+  rt_.heavy_fence();  // for producers that use a compiler barrier only
   bool stop = rt_.stopping.load(std::memory_order_acquire);
   if (!has_work() && !stop) {
     std::int64_t timeout = -1;

@@ -24,7 +24,12 @@
 // makes work available (a push to a local or the injection queue, an inbox
 // message) issues a seq_cst fence and then reads those counters/states, so
 // either the parker sees the work or the producer sees the parker (the
-// classic store-load pairing). A push to the injection queue is a seq_cst
+// classic store-load pairing). Where the kernel offers membarrier, a push
+// to a local queue pays a compiler barrier instead of that fence, and the
+// parker a membarrier(PRIVATE_EXPEDITED) after its own fence, which makes
+// every running thread of the process pass a full barrier
+// (RuntimeImpl::asymmetric_fences): pushes are frequent, parks are not.
+// A push to the injection queue is a seq_cst
 // CAS, which takes the fence's place: in the single order of seq_cst
 // operations and fences, either it comes before the parker's fence (the
 // parker sees the task) or after the parker's seq_cst count of itself (the
@@ -431,6 +436,10 @@ class RuntimeImpl {
   /// CAS): that operation takes the fence's place in the pairing with
   /// Worker::park.
   void notify_parked_after_seq_cst(Worker* from, bool local) noexcept;
+  /// The heavy side of the asymmetric pairing (see asymmetric_fences):
+  /// every other running thread of the process passes a full barrier
+  /// before it returns. Worker::park() calls it after its own fence.
+  void heavy_fence() const noexcept;
 
   void registry_insert(TaskHeader* t) noexcept;
   void registry_remove(TaskHeader* t) noexcept;
@@ -461,6 +470,15 @@ class RuntimeImpl {
   // runtime from one of an earlier runtime at the same address.
   alignas(64) std::atomic<std::uint32_t> foreign_ids{0};
   const std::uint64_t serial;
+  // True when the kernel's membarrier(PRIVATE_EXPEDITED) is registered for
+  // this process (runtime.cpp). Then notify_parked, which every push to a
+  // local queue calls, orders its push before its look at the parked
+  // workers with a compiler barrier only, and park() pays for both sides
+  // with heavy_fence(): a push is far more frequent than a park, and the
+  // fence was a locked instruction per spawn and per wake. Decided once
+  // per runtime, before its workers start, so both sides always agree;
+  // false (plain fences on both sides) where the system call is refused.
+  const bool asymmetric_fences;
   std::atomic<bool> closed{false};    // no more spawns from outside
   std::atomic<bool> stopping{false};  // workers exit when idle
   std::atomic<bool> shut_down{false};
