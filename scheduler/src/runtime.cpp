@@ -131,7 +131,15 @@ void RuntimeImpl::notify_parked_after_seq_cst(Worker* from, bool local) noexcept
   // seq_cst increment and fence, one of the two sides sees the other (in the
   // single total order of seq_cst operations and fences). On x86 the load is
   // a plain one; only the separate fence would cost a locked instruction.
-  if (num_parked.load(std::memory_order_seq_cst) == 0) return;
+  const std::uint32_t parked = num_parked.load(std::memory_order_seq_cst);
+  if (parked == 0) return;
+  // The task just pushed is alone in `from`'s queue, and every parked
+  // worker parked for lone tasks (kParkedLone): they do not take one
+  // before kLoneGraceNs, and they look again within kLoneParkNs anyway.
+  // No wake-up, no search token (a CAS and its undoing per spawn).
+  if (local && from != nullptr && from->queue_size() <= 1 &&
+      num_parked_lone.load(std::memory_order_seq_cst) == parked)
+    return;
   if (num_searching.load(std::memory_order_relaxed) != 0) return;
   // A worker helping a CpuPool with short jobs looks for work again within
   // a wake-up's time (worker.cpp, Worker::help_pools).
@@ -144,7 +152,10 @@ void RuntimeImpl::notify_parked_after_seq_cst(Worker* from, bool local) noexcept
   for (std::size_t i = 0; i < n; ++i) {
     Worker& w = *workers[(start + i) % n];
     if (&w == from) continue;
-    if (w.park_state() == Worker::kParked &&
+    const int ps = w.park_state();
+    // A lone parker is woken only for more than a lone task.
+    if (ps == Worker::kParkedLone && local && from != nullptr && from->queue_size() <= 1) continue;
+    if (Worker::is_parked(ps) &&
         w.try_unpark(local ? Worker::kNotifiedSearchLocal : Worker::kNotifiedSearch))
       return;
   }

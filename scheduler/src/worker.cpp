@@ -428,12 +428,12 @@ void Worker::post_inbox(InboxItem* item) noexcept {
   // Pairs with the fence in park(): either the parker sees the item, or we
   // see it parked.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (park_state_.load(std::memory_order_relaxed) == kParked) try_unpark(kNotifiedDirect);
+  if (is_parked(park_state_.load(std::memory_order_relaxed))) try_unpark(kNotifiedDirect);
 }
 
 void Worker::unpark_direct() noexcept {
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (park_state_.load(std::memory_order_relaxed) == kParked) try_unpark(kNotifiedDirect);
+  if (is_parked(park_state_.load(std::memory_order_relaxed))) try_unpark(kNotifiedDirect);
 }
 
 void Worker::defer_unregister(TaskHeader* t) noexcept {
@@ -527,6 +527,13 @@ constexpr std::int64_t kLoneGraceNs = 10'000;
 // How often a spinning worker looks at a lone task it leaves (see the spin
 // in thread_main).
 constexpr std::int64_t kLoneLookNs = 1'000;
+// The longest sleep of a worker parked in kParkedLone (park): a lone task
+// stuck behind its owner's long step waits this much more than kLoneGraceNs.
+constexpr std::int64_t kLoneParkNs = 50'000;
+// New lone tasks seen in a row, each soon after the last, before a worker
+// parks as kParkedLone: a chain of spawns shows dozens in one spin, the
+// odd lone task between batches of outside spawns one or two.
+constexpr unsigned kLoneStreak = 8;
 // Batches of frames (32 each) a worker refills in one spin before it parks
 // (see the spin in thread_main): about 100-200 us of page faults.
 constexpr unsigned kMaxRefillsPerSpin = 64;
@@ -564,6 +571,7 @@ TaskHeader* Worker::search() noexcept {
     if (t != nullptr) {
       bump(m_.steal_attempts);
       bump(m_.tasks_stolen, count);
+      lone_streak_ = 0;
       return t;
     }
     if (!left_lone) {
@@ -572,9 +580,19 @@ TaskHeader* Worker::search() noexcept {
     }
     left_lone_ = true;
     if (lone_victim_ != &victim || lone_head_ != lone_at) {
+      const std::int64_t now = now_ns();
+      // A new lone task where another was seen a moment ago: its owner ran
+      // the last one itself, as a chain of spawns does, so this worker may
+      // park without waiting for them (park, kParkedLone). A lone task seen
+      // again is still in its grace: the worker stays up to take it then.
+      if (lone_victim_ == &victim && now - lone_since_ns_ < kLoneParkNs) {
+        if (++lone_streak_ >= kLoneStreak) lone_credit_ = 2;
+      } else {
+        lone_streak_ = 0;
+      }
       lone_victim_ = &victim;
       lone_head_ = lone_at;
-      lone_since_ns_ = now_ns();
+      lone_since_ns_ = now;
     }
   }
   return pop_inject_batch();
@@ -589,28 +607,46 @@ bool Worker::has_work() const noexcept {
   return false;
 }
 
+bool Worker::has_work_beyond_lone() const noexcept {
+  if (lifo_ || !expedited_.empty() || !owned_ready_.empty() || !queue_.empty() ||
+      !deferred_.empty() || ready_head_ || !inbox_.empty() || !rt_.inject.empty())
+    return true;
+  for (const auto& w : rt_.workers)
+    if (w.get() != this && w->queue_.size() > 1) return true;
+  return false;
+}
+
 // How long a worker with a trim due must stay idle before it trims: long
 // enough that a worker parking between the bursts of a busy period (spawn
 // bursts park and wake it thousands of times a second) never trims, short
 // enough that memory goes back soon after the work is over.
 constexpr std::int64_t kTrimAfterIdleNs = 20'000'000;
 
-bool Worker::park() noexcept {
+bool Worker::park(bool lone) noexcept {
   if (searching_) {
     searching_ = false;
     rt_.num_searching.fetch_sub(1, std::memory_order_acq_rel);
   }
   rt_.num_parked.fetch_add(1, std::memory_order_seq_cst);
-  park_state_.store(kParked, std::memory_order_seq_cst);
+  if (lone) rt_.num_parked_lone.fetch_add(1, std::memory_order_seq_cst);
+  park_state_.store(lone ? kParkedLone : kParked, std::memory_order_seq_cst);
   std::atomic_thread_fence(std::memory_order_seq_cst);
   rt_.heavy_fence();  // for producers that use a compiler barrier only
   bool stop = rt_.stopping.load(std::memory_order_acquire);
-  if (!has_work() && !stop) {
-    std::int64_t timeout = -1;
+  // Lone: a sibling's single queued task is no reason to stay up (its owner
+  // is about to run it, and producers do not wake us for one: see
+  // notify_parked_after_seq_cst), and the sleep is kLoneParkNs at most, so
+  // a lone task behind a long step is still taken, that much later.
+  // (chained_spawn: the sibling was woken for every few tasks of the chain
+  // and spun reading the owner's queue; 2 workers took 75-95 ns a task
+  // against 52 with 1.)
+  if (!(lone ? has_work_beyond_lone() : has_work()) && !stop) {
+    std::int64_t timeout = lone ? kLoneParkNs : -1;
     if (!timers_.empty()) {
       std::int64_t now = now_ns();
       std::int64_t due = timers_.top_deadline();
-      timeout = due > now ? due - now : 0;
+      std::int64_t left = due > now ? due - now : 0;
+      if (timeout < 0 || left < timeout) timeout = left;
     }
     // A burst of frees is under way or just ended (frame_alloc.hpp): park
     // for the idle period at most, then trim if nothing was freed since.
@@ -621,16 +657,18 @@ bool Worker::park() noexcept {
       reactor_poll(true, timeout);
     }
     // Still nothing to do after the idle period: give freed task memory back.
-    if (trim_mark != 0 && !has_work()) idle_trim(trim_mark);
+    if (trim_mark != 0 && !lone && !has_work()) idle_trim(trim_mark);
   }
   int prev = park_state_.exchange(kAwake, std::memory_order_acq_rel);
+  if (lone) rt_.num_parked_lone.fetch_sub(1, std::memory_order_acq_rel);
   rt_.num_parked.fetch_sub(1, std::memory_order_acq_rel);
   if (prev == kNotifiedSearch || prev == kNotifiedSearchLocal) {
     // The waker counted us as searching.
     searching_ = true;
   }
   woken_for_local_ = prev == kNotifiedSearchLocal;
-  if (prev != kParked) {
+  lone_timed_out_ = lone && is_parked(prev);
+  if (!is_parked(prev)) {
     bump(m_.unparks);
     return true;
   }
@@ -714,8 +752,10 @@ bool Worker::help_pools() noexcept {
 }
 
 bool Worker::try_unpark(ParkState as) noexcept {
-  int expected = kParked;
-  if (!park_state_.compare_exchange_strong(expected, as, std::memory_order_acq_rel)) return false;
+  int expected = park_state_.load(std::memory_order_acquire);
+  if (!is_parked(expected) ||
+      !park_state_.compare_exchange_strong(expected, as, std::memory_order_acq_rel))
+    return false;
   Worker* from = tl_worker;
   if (from != nullptr && &from->rt_ == &rt_ && !rt_.opts.wake_with_eventfd) {
     from->send_wake_to(*this);
@@ -764,6 +804,8 @@ void Worker::thread_main() {
       // A worker woken to search that finds work here stops searching, so
       // the next parked worker can be woken (see leave_searching).
       if (searching_) leave_searching();
+      lone_timed_out_ = false;
+      lone_credit_ = 0;
       run_task_and_submit(t);
     }
     maintenance();
@@ -800,7 +842,8 @@ void Worker::thread_main() {
         }
       }
       // The clock is read every 16 rounds only (a vDSO call each).
-      if (spin >= rt_.opts.spin_before_park &&
+      // Back from a lone park that timed out: one look, then park again.
+      if (spin >= (lone_timed_out_ ? 1u : rt_.opts.spin_before_park) &&
           (spin_until == 0 || ((spin & 15) == 0 && now_ns() >= spin_until)))
         break;
       if (left_lone_) {
@@ -816,6 +859,8 @@ void Worker::thread_main() {
     }
     if (found != nullptr) {
       leave_searching();
+      lone_timed_out_ = false;
+      lone_credit_ = 0;
       run_task_and_submit(found);
       continue;
     }
@@ -828,12 +873,19 @@ void Worker::thread_main() {
     // could not tell its completions came (they surface only in the ring
     // wait), so it does not help then.
     if (rt_.opts.help_cpu_pools && inflight_ == 0 && help_pools()) continue;
+    // Lone for two parks after a streak of new lone tasks (search), not
+    // only after a search that saw one: a chain of spawns leaves the
+    // owner's queue empty between a pop and the next push, so a single
+    // look often misses the lone task, and a normal park then had the next
+    // spawn wake this worker again (~60 wake-ups in a 100,000-task chain).
+    const bool lone = lone_credit_ != 0;
+    if (lone) --lone_credit_;
     if (max_spin_ns == 0) {
-      park();
+      park(lone);
       continue;
     }
     const std::int64_t parked_at = now_ns();
-    const bool woken = park();
+    const bool woken = park(lone);
     spin_ns = std::max(park_spin_ns, woken_for_local_ ? sibling_spin_ns : 0);
     spin_long_ = woken && spin_ns != 0 && now_ns() - parked_at < 4 * spin_ns;
   }

@@ -135,8 +135,14 @@ class Worker final : public Loop {
     kParked = 1,
     kNotifiedSearch = 2,
     kNotifiedDirect = 3,
-    kNotifiedSearchLocal = 4
+    kNotifiedSearchLocal = 4,
+    // Parked after its search found only lone tasks (a sibling's single
+    // queued task, left to its owner: see search). Such a worker sleeps
+    // kLoneParkNs at most and is not woken for another lone task, only for
+    // more work than that (park).
+    kParkedLone = 5
   };
+  static bool is_parked(int s) noexcept { return s == kParked || s == kParkedLone; }
 
   Worker(RuntimeImpl& rt, unsigned index);
   ~Worker();
@@ -298,8 +304,11 @@ class Worker final : public Loop {
   /// the injection queue.
   bool work_for_another() const noexcept;
   bool has_work() const noexcept;
+  /// has_work, not counting a sibling's lone queued task.
+  bool has_work_beyond_lone() const noexcept;
   // Parks in the ring wait; true if another thread's wake-up ended it.
-  bool park() noexcept;
+  // `lone`: the last search left a lone task (park says what changes).
+  bool park(bool lone = false) noexcept;
   void send_wake_to(Worker& target) noexcept;
   // Before parking: runs queued CpuPool jobs (cpu_help.hpp); true if any.
   bool help_pools() noexcept;
@@ -337,6 +346,9 @@ class Worker final : public Loop {
   std::uint32_t lone_head_ = 0;
   std::int64_t lone_since_ns_ = 0;  // when it was first seen there
   bool left_lone_ = false;          // the last search left a lone task
+  bool lone_timed_out_ = false;     // the last park was lone and timed out
+  std::uint8_t lone_credit_ = 0;    // lone parks left since a lone task was seen
+  unsigned lone_streak_ = 0;        // new lone tasks seen in a row (search)
   bool firing_timers_ = false;      // wakes go to the expedited list
   TaskList expedited_;              // tasks whose timer expired: run first
   // Tasks an operation completion on this ring took to kRunning
@@ -462,6 +474,9 @@ class RuntimeImpl {
 
   alignas(64) std::atomic<std::uint32_t> num_searching{0};
   alignas(64) std::atomic<std::uint32_t> num_parked{0};
+  // Of those, the ones parked in kParkedLone (counted before num_parked is
+  // decremented and after it is incremented, so never more than it).
+  std::atomic<std::uint32_t> num_parked_lone{0};
   // Workers running CpuPool jobs whose jobs are short (Worker::help_pools):
   // while one is, producers wake no parked worker, as while one searches.
   alignas(64) std::atomic<std::uint32_t> num_helping{0};

@@ -132,6 +132,39 @@ TEST_CASE("work stealing: a lone task queued behind a long step is taken by the 
   }
 }
 
+namespace {
+weft::Task<void> chain_link(int left, weft::Promise<void>* done) {
+  if (left > 0) {
+    weft::spawn(chain_link(left - 1, done));
+  } else {
+    done->set_result();
+  }
+  co_return;
+}
+weft::Task<void> chain_then_spinner(LoneRun* out) {
+  // A chain of spawns first: the sibling sees one new lone task after
+  // another and parks as kParkedLone, where a lone task does not wake it.
+  weft::Promise<void> done;
+  weft::Future<void> f = done.get_future();
+  weft::spawn(chain_link(20000, &done));
+  co_await f;
+  co_await weft::spawn(spin_until_spawned_ran(out));
+}
+}  // namespace
+
+TEST_CASE("work stealing: after a chain of spawns, a lone task behind a long step is still taken",
+          "[scheduler]") {
+  weft::Runtime rt(workers(2));
+  for (int i = 0; i < 10; ++i) {
+    LoneRun r;
+    rt.block_on(chain_then_spinner(&r));
+    INFO("round " << i << ": the spinner ran on worker " << r.spinner_on
+                  << ", the task it spawned on " << r.spawned_on);
+    REQUIRE(r.seen);
+    CHECK(r.spawned_on != r.spinner_on);
+  }
+}
+
 TEST_CASE("parking: an idle runtime with 2 workers uses under 1% CPU over a second",
           "[scheduler]") {
   weft::Runtime rt(workers(2));
