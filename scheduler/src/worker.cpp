@@ -598,21 +598,12 @@ TaskHeader* Worker::search() noexcept {
   return pop_inject_batch();
 }
 
-bool Worker::has_work() const noexcept {
+bool Worker::has_work(std::uint32_t sibling_tasks) const noexcept {
   if (lifo_ || !expedited_.empty() || !owned_ready_.empty() || !queue_.empty() ||
       !deferred_.empty() || ready_head_ || !inbox_.empty() || !rt_.inject.empty())
     return true;
   for (const auto& w : rt_.workers)
-    if (w.get() != this && w->queue_.size() > 0) return true;
-  return false;
-}
-
-bool Worker::has_work_beyond_lone() const noexcept {
-  if (lifo_ || !expedited_.empty() || !owned_ready_.empty() || !queue_.empty() ||
-      !deferred_.empty() || ready_head_ || !inbox_.empty() || !rt_.inject.empty())
-    return true;
-  for (const auto& w : rt_.workers)
-    if (w.get() != this && w->queue_.size() > 1) return true;
+    if (w.get() != this && w->queue_.size() >= sibling_tasks) return true;
   return false;
 }
 
@@ -640,7 +631,7 @@ bool Worker::park(bool lone) noexcept {
   // (chained_spawn: the sibling was woken for every few tasks of the chain
   // and spun reading the owner's queue; 2 workers took 75-95 ns a task
   // against 52 with 1.)
-  if (!(lone ? has_work_beyond_lone() : has_work()) && !stop) {
+  if (!has_work(lone ? 2 : 1) && !stop) {
     std::int64_t timeout = lone ? kLoneParkNs : -1;
     if (!timers_.empty()) {
       std::int64_t now = now_ns();

@@ -303,9 +303,10 @@ class Worker final : public Loop {
   /// worker's queue (besides the task it is about to run), a sibling's, or
   /// the injection queue.
   bool work_for_another() const noexcept;
-  bool has_work() const noexcept;
-  /// has_work, not counting a sibling's lone queued task.
-  bool has_work_beyond_lone() const noexcept;
+  /// Work for this worker: its own, the injection queue's, or a sibling's
+  /// queue holding at least `sibling_tasks` tasks (2: a sibling's lone task
+  /// does not count, see park).
+  bool has_work(std::uint32_t sibling_tasks = 1) const noexcept;
   // Parks in the ring wait; true if another thread's wake-up ended it.
   // `lone`: the last search left a lone task (park says what changes).
   bool park(bool lone = false) noexcept;

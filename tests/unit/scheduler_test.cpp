@@ -117,22 +117,6 @@ weft::Task<void> spawn_spinner(LoneRun* out) {
   co_await weft::spawn(spin_until_spawned_ran(out));
 }
 
-}  // namespace
-
-TEST_CASE("work stealing: a lone task queued behind a long step is taken by the sibling",
-          "[scheduler]") {
-  weft::Runtime rt(workers(2));
-  for (int i = 0; i < 20; ++i) {
-    LoneRun r;
-    rt.block_on(spawn_spinner(&r));
-    INFO("round " << i << ": the spinner ran on worker " << r.spinner_on
-                  << ", the task it spawned on " << r.spawned_on);
-    REQUIRE(r.seen);
-    CHECK(r.spawned_on != r.spinner_on);
-  }
-}
-
-namespace {
 weft::Task<void> chain_link(int left, weft::Promise<void>* done) {
   if (left > 0) {
     weft::spawn(chain_link(left - 1, done));
@@ -141,6 +125,7 @@ weft::Task<void> chain_link(int left, weft::Promise<void>* done) {
   }
   co_return;
 }
+
 weft::Task<void> chain_then_spinner(LoneRun* out) {
   // A chain of spawns first: the sibling sees one new lone task after
   // another and parks as kParkedLone, where a lone task does not wake it.
@@ -150,19 +135,31 @@ weft::Task<void> chain_then_spinner(LoneRun* out) {
   co_await f;
   co_await weft::spawn(spin_until_spawned_ran(out));
 }
-}  // namespace
 
-TEST_CASE("work stealing: after a chain of spawns, a lone task behind a long step is still taken",
-          "[scheduler]") {
+// `rounds` times: the task `round` makes spins until the task it spawned
+// has run, which only the other worker can do.
+void check_lone_task_taken(weft::Task<void> (*round)(LoneRun*), int rounds) {
   weft::Runtime rt(workers(2));
-  for (int i = 0; i < 10; ++i) {
+  for (int i = 0; i < rounds; ++i) {
     LoneRun r;
-    rt.block_on(chain_then_spinner(&r));
+    rt.block_on(round(&r));
     INFO("round " << i << ": the spinner ran on worker " << r.spinner_on
                   << ", the task it spawned on " << r.spawned_on);
     REQUIRE(r.seen);
     CHECK(r.spawned_on != r.spinner_on);
   }
+}
+
+}  // namespace
+
+TEST_CASE("work stealing: a lone task queued behind a long step is taken by the sibling",
+          "[scheduler]") {
+  check_lone_task_taken(spawn_spinner, 20);
+}
+
+TEST_CASE("work stealing: after a chain of spawns, a lone task behind a long step is still taken",
+          "[scheduler]") {
+  check_lone_task_taken(chain_then_spinner, 10);
 }
 
 TEST_CASE("parking: an idle runtime with 2 workers uses under 1% CPU over a second",
