@@ -133,13 +133,13 @@ void RuntimeImpl::notify_parked_after_seq_cst(Worker* from, bool local) noexcept
   // a plain one; only the separate fence would cost a locked instruction.
   const std::uint32_t parked = num_parked.load(std::memory_order_seq_cst);
   if (parked == 0) return;
-  // The task just pushed is alone in `from`'s queue, and every parked
-  // worker parked for lone tasks (kParkedLone): they do not take one
-  // before kLoneGraceNs, and they look again within kLoneParkNs anyway.
-  // No wake-up, no search token (a CAS and its undoing per spawn).
-  if (local && from != nullptr && from->queue_size() <= 1 &&
-      num_parked_lone.load(std::memory_order_seq_cst) == parked)
-    return;
+  // The task just pushed is alone in `from`'s queue. Workers parked for
+  // lone tasks (kParkedLone) do not take one before kLoneGraceNs and look
+  // again within kLoneParkNs anyway, so they are not woken for it; if all
+  // parked workers are such, no wake-up and no search token (a CAS and its
+  // undoing per spawn).
+  const bool lone_push = local && from != nullptr && from->queue_size() <= 1;
+  if (lone_push && num_parked_lone.load(std::memory_order_seq_cst) == parked) return;
   if (num_searching.load(std::memory_order_relaxed) != 0) return;
   // A worker helping a CpuPool with short jobs looks for work again within
   // a wake-up's time (worker.cpp, Worker::help_pools).
@@ -153,8 +153,7 @@ void RuntimeImpl::notify_parked_after_seq_cst(Worker* from, bool local) noexcept
     Worker& w = *workers[(start + i) % n];
     if (&w == from) continue;
     const int ps = w.park_state();
-    // A lone parker is woken only for more than a lone task.
-    if (ps == Worker::kParkedLone && local && from != nullptr && from->queue_size() <= 1) continue;
+    if (ps == Worker::kParkedLone && lone_push) continue;
     if (Worker::is_parked(ps) &&
         w.try_unpark(local ? Worker::kNotifiedSearchLocal : Worker::kNotifiedSearch))
       return;

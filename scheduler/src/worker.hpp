@@ -155,7 +155,7 @@ class Worker final : public Loop {
   // ---- owner-thread operations ----
   void schedule_local(TaskHeader* t, bool lifo) noexcept;
   /// Completes the wait of `t`, whose operation on this worker's ring has
-  /// just finished (the owner thread: reap, or an inbox item). An idle task
+  /// just finished (the owner thread, in reap). An idle task
   /// goes straight to kRunning, as run_task would take it, and into
   /// owned_ready_, a list no other thread reads: one CAS instead of three
   /// (the wake's, the queue pop's and run_task's), the most an I/O-bound
@@ -278,8 +278,9 @@ class Worker final : public Loop {
   void reap() noexcept;
   /// Offers this worker's queued work to a parked sibling (after a push),
   /// or, while reap() wakes a batch of tasks, once for the whole batch:
-  /// the fence notify_parked issues costs a locked instruction, and a
-  /// batch of 32 completions pushed 31 tasks (io_nop).
+  /// each notify_parked costs a fence (a locked instruction where
+  /// membarrier is missing) and loads of the shared counters, and a batch
+  /// of 32 completions pushed 31 tasks (io_nop).
   void notify_local() noexcept;
   /// Runs t's step, then submits if the step queued a file operation.
   void run_task_and_submit(TaskHeader* t) noexcept {
@@ -308,7 +309,8 @@ class Worker final : public Loop {
   /// does not count, see park).
   bool has_work(std::uint32_t sibling_tasks = 1) const noexcept;
   // Parks in the ring wait; true if another thread's wake-up ended it.
-  // `lone`: the last search left a lone task (park says what changes).
+  // `lone`: searches saw a streak of new lone tasks (lone_credit_; park
+  // says what changes).
   bool park(bool lone = false) noexcept;
   void send_wake_to(Worker& target) noexcept;
   // Before parking: runs queued CpuPool jobs (cpu_help.hpp); true if any.
@@ -348,7 +350,7 @@ class Worker final : public Loop {
   std::int64_t lone_since_ns_ = 0;  // when it was first seen there
   bool left_lone_ = false;          // the last search left a lone task
   bool lone_timed_out_ = false;     // the last park was lone and timed out
-  std::uint8_t lone_credit_ = 0;    // lone parks left since a lone task was seen
+  std::uint8_t lone_credit_ = 0;    // lone parks left after a streak (search)
   unsigned lone_streak_ = 0;        // new lone tasks seen in a row (search)
   bool firing_timers_ = false;      // wakes go to the expedited list
   TaskList expedited_;              // tasks whose timer expired: run first
