@@ -318,9 +318,12 @@ TEST_CASE("io cancel: a recv in flight raises CancelledError, the socket stays u
   }());
 }
 
-// The cancel is handled by the worker that runs the woken task, here worker
-// 1, while the recv sits on worker 0's ring: the task is handed, still held,
-// to worker 0, which sends the IORING_OP_ASYNC_CANCEL (reactor.cpp).
+// The cancel is handled by the worker that runs the woken task, the canceller's
+// (its LIFO slot), while the recv sits on the other worker's ring: the task is
+// handed, still held, to the ring's worker, which sends the
+// IORING_OP_ASYNC_CANCEL (reactor.cpp). The reader is spawned on worker 0 but
+// may be stolen before its first step, so the cancel comes from whichever
+// worker did not start it.
 TEST_CASE(
     "io cancel: a recv on one worker's ring cancelled from the other worker, the socket stays "
     "usable",
@@ -330,6 +333,8 @@ TEST_CASE(
     auto [c, s] = co_await tcp_pair();
     weft::Promise<void> waiting;  // set once the reader's step has ended
     weft::Future<void> waiting_f = waiting.get_future();
+    weft::Promise<void> placed;  // set once `h` holds the reader's handle
+    weft::Future<void> placed_f = placed.get_future();
     std::optional<weft::JoinHandle<std::size_t>> h;
     int reader_loop = -1;
     rt->loop(0).call_soon_threadsafe([&] {
@@ -341,11 +346,12 @@ TEST_CASE(
             weft::running_loop().call_soon([w] { w->set_result(); });
             co_return co_await ss->recv(buf, 10s);
           }(&s, &waiting, &reader_loop)));
+      placed.set_result();
     });
+    co_await placed_f;
     co_await waiting_f;
-    CHECK(reader_loop == 0);
-    // The woken task runs on the waker's worker (its LIFO slot).
-    rt->loop(1).call_soon_threadsafe([&] { h->cancel(); });
+    REQUIRE((reader_loop == 0 || reader_loop == 1));
+    rt->loop(static_cast<unsigned>(1 - reader_loop)).call_soon_threadsafe([&] { h->cancel(); });
     CHECK_THROWS_AS(co_await *h, weft::CancelledError);
     CHECK(h->cancelled());
     co_await c.send_all("z");
