@@ -246,10 +246,14 @@ void wake_with(TaskHeader* t, std::uint32_t extra) noexcept {
   std::uint32_t ns;
   for (;;) {
     if (s & TaskHeader::kComplete) return;
-    if (s & TaskHeader::kRunning) {
+    if ((s & TaskHeader::kRunning) ||
+        (s & (TaskHeader::kScheduled | TaskHeader::kStarted)) == TaskHeader::kScheduled) {
+      // Running, or taking its first step (which runs in kScheduled, see
+      // run_task), or queued for it: kNotified makes end_step queue it again
+      // if the step ends suspended.
       ns = s | TaskHeader::kNotified | extra;
     } else if (s & TaskHeader::kScheduled) {
-      ns = s | extra;
+      ns = s | extra;  // queued: its next step sees `extra`
     } else {
       ns = s | TaskHeader::kScheduled | extra;
     }

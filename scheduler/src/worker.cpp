@@ -236,26 +236,14 @@ void Worker::run_task(TaskHeader* t) noexcept {
   std::uint32_t s = t->state.load(std::memory_order_acquire);
   std::uint32_t ns;
   bool resume = true;
-  if (s & TaskHeader::kRunning) {
-    // From owned_ready_: complete_wait_owned took it to kRunning, its wait
-    // is over. A cancel that came since is raised at the next suspension
-    // point, as for any task whose wait completed.
+  if (!(s & (TaskHeader::kStarted | TaskHeader::kRunning))) {
+    // A first step runs with the task left in kScheduled (task_header.hpp):
+    // nobody else may queue or run it, and a wake meanwhile sets kNotified
+    // as for a running task. A task that ends in its first step (most
+    // spawned tasks) so pays no CAS here; end_step's CAS, if it suspends,
+    // marks it started.
     bump(m_.tasks_polled);
-  } else {
-    do {
-      // Resumable if it waits on nothing (a first step, a yield) or its wait
-      // was completed (complete_wait); otherwise only a cancel woke it.
-      resume = w == nullptr || (s & TaskHeader::kWaitDone) != 0;
-      ns = (s & ~(TaskHeader::kScheduled | TaskHeader::kWaitDone)) | TaskHeader::kRunning |
-           TaskHeader::kStarted;
-      ns = (ns & ((1u << TaskHeader::kLastWorkerShift) - 1)) |
-           ((index_ + 1) << TaskHeader::kLastWorkerShift);
-      if (!resume) ns |= s & TaskHeader::kWaitDone;
-    } while (!t->state.compare_exchange_weak(s, ns, std::memory_order_acq_rel,
-                                             std::memory_order_acquire));
-    bump(m_.tasks_polled);
-
-    if (!(s & TaskHeader::kStarted) && (s & TaskHeader::kCancelPending)) {
+    if (s & TaskHeader::kCancelPending) {
       // Cancelled before its first step: none of the body runs (§C 26).
       // complete_task hands the task's own reference to this worker's
       // unregister batch (the outcome is not an error).
@@ -264,6 +252,24 @@ void Worker::run_task(TaskHeader* t) noexcept {
       tl_current_task = nullptr;
       return;
     }
+  } else if (s & TaskHeader::kRunning) {
+    // From owned_ready_: complete_wait_owned took it to kRunning, its wait
+    // is over. A cancel that came since is raised at the next suspension
+    // point, as for any task whose wait completed.
+    bump(m_.tasks_polled);
+  } else {
+    do {
+      // Resumable if it waits on nothing (a yield) or its wait was
+      // completed (complete_wait); otherwise only a cancel woke it.
+      resume = w == nullptr || (s & TaskHeader::kWaitDone) != 0;
+      ns = (s & ~(TaskHeader::kScheduled | TaskHeader::kWaitDone)) | TaskHeader::kRunning;
+      ns = (ns & ((1u << TaskHeader::kLastWorkerShift) - 1)) |
+           ((index_ + 1) << TaskHeader::kLastWorkerShift);
+      if (!resume) ns |= s & TaskHeader::kWaitDone;
+    } while (!t->state.compare_exchange_weak(s, ns, std::memory_order_acq_rel,
+                                             std::memory_order_acquire));
+    bump(m_.tasks_polled);
+
     if (!resume && (s & TaskHeader::kCancelPending)) {
       t->state.fetch_and(~TaskHeader::kCancelPending, std::memory_order_acq_rel);
       if (w->cancel == absorb_cancel) {
@@ -314,9 +320,18 @@ void Worker::end_step(TaskHeader* t) noexcept {
     if (s & TaskHeader::kOutcomeError) release_ref(t);
     return;
   }
+  // The bit that held the task during the step: kScheduled for a first
+  // step (run_task), kRunning otherwise. A first step also records the
+  // worker (kLastWorkerShift) and kStarted here.
+  std::uint32_t held = TaskHeader::kRunning, mark = 0, keep = ~0u;
+  if (s & TaskHeader::kScheduled) {
+    held = TaskHeader::kScheduled;
+    mark = TaskHeader::kStarted | ((index_ + 1) << TaskHeader::kLastWorkerShift);
+    keep = (1u << TaskHeader::kLastWorkerShift) - 1;
+  }
   for (;;) {
     if (s & TaskHeader::kNotified) {
-      ns = (s & ~(TaskHeader::kRunning | TaskHeader::kNotified | TaskHeader::kYielded)) |
+      ns = ((s & ~(held | TaskHeader::kNotified | TaskHeader::kYielded)) & keep) | mark |
            TaskHeader::kScheduled;
       if (t->state.compare_exchange_weak(s, ns, std::memory_order_acq_rel,
                                          std::memory_order_acquire)) {
@@ -329,7 +344,7 @@ void Worker::end_step(TaskHeader* t) noexcept {
         return;
       }
     } else {
-      ns = s & ~TaskHeader::kRunning;
+      ns = ((s & ~held) & keep) | mark;
       if (t->state.compare_exchange_weak(s, ns, std::memory_order_acq_rel,
                                          std::memory_order_acquire))
         return;

@@ -11,21 +11,28 @@
 // # The state word
 // `state` holds the scheduling state (who may run the task) and a few flags:
 //   kScheduled  the task sits in a run queue, or is about to; exactly one
-//               queue holds it.
-//   kRunning    a worker is resuming it. Only the thread that set kRunning
-//               touches the coroutine and the fields marked "owner".
-//   kNotified   a wake arrived while running; the worker requeues the task
-//               when the resume returns (yield_now uses this on purpose).
+//               queue holds it. A worker that takes a task for its first
+//               step leaves it in kScheduled for that step (no CAS, so a
+//               task that ends in its first step pays one state RMW, its
+//               completion): only that worker touches it, as with kRunning.
+//   kRunning    a worker is resuming it after its first step. Only the
+//               thread that set kRunning touches the coroutine and the
+//               fields marked "owner".
+//   kNotified   a wake arrived while running (or in the first step, or
+//               queued for it); the worker requeues the task when the step
+//               ends suspended (yield_now uses this on purpose).
 //   kComplete   the coroutine has finished; the outcome is published. Set
 //               with release order after the result is written, so a reader
 //               that sees it with acquire order may read the result.
 //   kCancelPending  a cancel request not yet delivered to the coroutine.
-//   kStarted    the body has begun; a cancel before that runs none of it.
+//   kStarted    the first step has ended with the body suspended (set by
+//               that step's end); a cancel before the first step runs none
+//               of the body.
 // Wakers (any thread) move idle -> scheduled with a CAS; only the winner
 // enqueues, so a task is never in two queues. The worker moves scheduled ->
-// running, and after the resume returns running -> idle (or -> scheduled when
-// notified). Because a wake during the run only sets kNotified, a completion
-// that races with the coroutine's own suspension is never lost and never
+// running (except for a first step, see kScheduled), and after the resume
+// returns running -> idle (or -> scheduled when notified). Because a wake during the run only sets
+// kNotified, a completion that races with the coroutine's own suspension is never lost and never
 // resumes the coroutine on two threads.
 //
 // # Suspension points and cancellation
