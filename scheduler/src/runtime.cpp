@@ -161,34 +161,74 @@ void RuntimeImpl::notify_parked_after_seq_cst(Worker* from, bool local) noexcept
   num_searching.fetch_sub(1, std::memory_order_acq_rel);  // nobody to wake
 }
 
-void RuntimeImpl::registry_insert(TaskHeader* t) noexcept {
+bool RuntimeImpl::shard_enter(unsigned i, const Worker* w) const noexcept {
+  RegistryShard& s = shards[i];
+  if (w != nullptr && w->index_value() == i) {
+    // The owner: announce, then look for another thread in or coming in.
+    // Either that thread's heavy fence makes our store visible before it
+    // reads owner_in (it waits for us to leave), or our load sees its lock.
+    s.owner_in.store(true, std::memory_order_relaxed);
+    if (asymmetric_fences) {
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+    } else {
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+    }
+    if (!s.lock.load(std::memory_order_acquire)) return true;
+    // Someone holds the lock or waits for us: step back and queue for the
+    // lock like them.
+    s.owner_in.store(false, std::memory_order_release);
+    s.acquire();
+    return false;
+  }
+  s.acquire();
+  if (i < workers.size()) {
+    // A shard with an owner: wait for it to leave (see RegistryShard).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    heavy_fence();
+    while (s.owner_in.load(std::memory_order_acquire)) __builtin_ia32_pause();
+  }
+  return false;
+}
+
+void RuntimeImpl::shard_leave(unsigned i, bool owner) const noexcept {
+  if (owner) {
+    shards[i].owner_in.store(false, std::memory_order_release);
+  } else {
+    shards[i].release();
+  }
+}
+
+void RuntimeImpl::registry_insert(TaskHeader* t, const Worker* w) noexcept {
   // The shard is shard_of(id), at insertion and removal alike: ids are
   // handed out so that this is the spawning worker's shard (spawn_on),
   // and if a 32-bit id sequence wraps the two still agree.
-  RegistryShard& s = shards[shard_of(t->id)];
-  s.acquire();
+  const unsigned i = shard_of(t->id);
+  RegistryShard& s = shards[i];
+  const bool owner = shard_enter(i, w);
   t->reg_prev = nullptr;
   t->reg_next = s.head;
   if (s.head) s.head->reg_prev = t;
   s.head = t;
   ++s.count;
-  s.release();
+  shard_leave(i, owner);
 }
 
-void RuntimeImpl::registry_remove(TaskHeader* t) noexcept {
-  RegistryShard& s = shards[shard_of(t->id)];
-  s.acquire();
+void RuntimeImpl::registry_remove(TaskHeader* t, const Worker* w) noexcept {
+  const unsigned i = shard_of(t->id);
+  RegistryShard& s = shards[i];
+  const bool owner = shard_enter(i, w);
   s.unlink(t);
   --s.count;
-  s.release();
+  shard_leave(i, owner);
 }
 
 TaskHeader* RuntimeImpl::registry_remove_list(unsigned shard, TaskHeader* list,
-                                              std::atomic<std::uint64_t>* pending) noexcept {
+                                              std::atomic<std::uint64_t>* pending,
+                                              const Worker* w) noexcept {
   RegistryShard& s = shards[shard];
   TaskHeader* last = list;
   std::uint64_t n = 0;
-  s.acquire();
+  const bool owner = shard_enter(shard, w);
   for (TaskHeader* t = list; t; t = t->next) {
     s.unlink(t);
     last = t;
@@ -196,16 +236,22 @@ TaskHeader* RuntimeImpl::registry_remove_list(unsigned shard, TaskHeader* list,
   }
   s.count -= n;
   pending->store(0, std::memory_order_relaxed);
-  s.release();
+  shard_leave(shard, owner);
   return last;
+}
+
+const Worker* RuntimeImpl::current_worker() const noexcept {
+  const Worker* w = Worker::current();
+  return w != nullptr && &w->rt() == this ? w : nullptr;
 }
 
 std::vector<TaskRef> RuntimeImpl::all_tasks() const {
   std::vector<TaskRef> out;
   out.reserve(live_tasks());
+  const Worker* me = current_worker();
   for (unsigned i = 0; i < num_shards; ++i) {
     RegistryShard& s = shards[i];
-    s.acquire();
+    const bool owner = shard_enter(i, me);
     try {
       // A task in the registry holds its own reference, or the one its
       // worker took to unlink it later: taking another one here is safe.
@@ -216,22 +262,23 @@ std::vector<TaskRef> RuntimeImpl::all_tasks() const {
         if (!(t->state.load(std::memory_order_acquire) & TaskHeader::kComplete))
           out.emplace_back(t);
     } catch (...) {
-      s.release();
+      shard_leave(i, owner);
       throw;
     }
-    s.release();
+    shard_leave(i, owner);
   }
   return out;
 }
 
 std::uint64_t RuntimeImpl::live_tasks() const noexcept {
   std::uint64_t n = 0;
+  const Worker* me = current_worker();
   for (unsigned i = 0; i < num_shards; ++i) {
-    shards[i].acquire();
+    const bool owner = shard_enter(i, me);
     n += shards[i].count;
     // Completed, but not unlinked yet (see Worker::defer_unregister).
     for (const auto& w : workers) n -= w->unregister_pending(i);
-    shards[i].release();
+    shard_leave(i, owner);
   }
   return n;
 }

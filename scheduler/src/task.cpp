@@ -211,7 +211,7 @@ void spawn_on(RuntimeImpl& impl, Worker* w, TaskHeader* h, std::coroutine_handle
   }
   // Not published yet, so plain stores do (the state may hold kHasExtras).
   h->refs.store(2, std::memory_order_relaxed);
-  impl.registry_insert(h);
+  impl.registry_insert(h, w);
   h->state.store(
       TaskHeader::kScheduled | (h->state.load(std::memory_order_relaxed) & TaskHeader::kHasExtras),
       std::memory_order_release);
@@ -332,7 +332,7 @@ void complete_task(TaskHeader* t, bool threw, bool threw_cancel) noexcept {
   Worker* w = Worker::current();
   assert(w != nullptr && &w->rt() == &t->runtime->impl() && "complete_task off its runtime");
   const bool defer = !(outcome & TaskHeader::kOutcomeError);
-  if (!defer) t->runtime->impl().registry_remove(t);
+  if (!defer) t->runtime->impl().registry_remove(t, w);
   // Only the task's own reference left: no handle exists, and none can be
   // made any more (the registry no longer lists it), so nobody can retrieve
   // an error. Decided before the waiters fire: a woken waiter may retrieve

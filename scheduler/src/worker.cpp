@@ -462,30 +462,37 @@ void Worker::defer_unregister(TaskHeader* t) noexcept {
   unreg_any_ = true;
 }
 
-void Worker::flush_unregister() noexcept {
-  if (!unreg_any_) return;
+bool Worker::flush_unregister(bool all) noexcept {
+  if (!unreg_any_) return false;
   unreg_any_ = false;
-  TaskHeader* done = nullptr;  // every unlinked task, to release after the locks
+  TaskHeader* done = nullptr;  // every unlinked task, to release after the shard
   for (unsigned s = 0; s < rt_.num_shards; ++s) {
     Unregister& u = unreg_[s];
     TaskHeader* list = u.head;
     if (list == nullptr) continue;
+    if (!all && s != index_ && s < rt_.workers.size() &&
+        u.pending.load(std::memory_order_relaxed) < kForeignUnregisterBatch) {
+      unreg_any_ = true;  // another worker's shard: later, in a bigger batch
+      continue;
+    }
     u.head = nullptr;
-    TaskHeader* last = rt_.registry_remove_list(s, list, &u.pending);
+    TaskHeader* last = rt_.registry_remove_list(s, list, &u.pending, this);
     last->next = done;
     done = list;
   }
   // Dropping the last reference destroys the frame, whose destructors may
-  // run user code: no lock is held here, and the lists were emptied first.
+  // run user code: the shard was left first, and the lists were emptied.
+  const bool any = done != nullptr;
   while (done != nullptr) {
     TaskHeader* next = done->next;
     release_ref(done);
     done = next;
   }
+  return any;
 }
 
 void Worker::maintenance() noexcept {
-  flush_unregister();
+  flush_unregister(/*all=*/false);
   drain_inbox();
   requeue_deferred();
   fire_timers();
@@ -879,6 +886,10 @@ void Worker::thread_main() {
     // could not tell its completions came (they surface only in the ring
     // wait), so it does not help then.
     if (rt_.opts.help_cpu_pools && inflight_ == 0 && help_pools()) continue;
+    // Before sleeping, the tasks of other workers' shards held back for a
+    // bigger batch: their frames are freed now, not at the next wake-up.
+    // Their destructors may have made work, so look again.
+    if (flush_unregister(/*all=*/true)) continue;
     // Lone for two parks after a streak of new lone tasks (search), not
     // only after a search that saw one: a chain of spawns leaves the
     // owner's queue empty between a pop and the next push, so a single
@@ -899,7 +910,7 @@ void Worker::thread_main() {
   // Multishot requests still armed (a listener that outlives the runtime's
   // tasks): end them while this thread can still reap their CQEs.
   drain_detached();
-  flush_unregister();
+  flush_unregister(/*all=*/true);
   // The ring and the eventfd stay open until every worker has stopped
   // (RuntimeImpl::stop_workers): another thread may still be sending this
   // worker a wake-up.

@@ -201,17 +201,21 @@ class Worker final : public Loop {
   void detached_ended(IoDetached* d) noexcept;
   std::uint32_t next_task_id() noexcept { return id_seq_ += id_stride_; }
   /// Takes a task that completed on this worker (without an error) off the
-  /// registry later, in a batch with others (flush_unregister): one shard
-  /// lock per batch instead of one per task, so a worker completing tasks
-  /// another worker spawns does not pull the shard's lock line over on every
-  /// completion. The caller has taken a reference for the list; the flush
-  /// drops it after unlinking.
+  /// registry later, in a batch with others (flush_unregister): one entry
+  /// into the shard per batch instead of one per task, so a worker completing
+  /// tasks another worker spawns does not pull the shard's lines over (or
+  /// pay a membarrier, see RegistryShard) on every completion. The caller has taken a reference for
+  /// the list; the flush drops it after unlinking.
   void defer_unregister(TaskHeader* t) noexcept;
   /// Unlinks the deferred tasks and drops their references (owner thread;
-  /// every tick, and when the worker stops).
-  void flush_unregister() noexcept;
+  /// every tick, and when the worker stops). Tasks of another worker's
+  /// shard wait until kForeignUnregisterBatch of them are pending, or until
+  /// `all` (before parking, and when the worker stops): entering that shard
+  /// costs a membarrier (RegistryShard). Returns true if it unlinked any.
+  bool flush_unregister(bool all) noexcept;
+  static constexpr std::uint64_t kForeignUnregisterBatch = 4096;
   /// Tasks of shard `s` this worker completed but has not unlinked yet
-  /// (any thread, under that shard's lock: see RuntimeImpl::live_tasks).
+  /// (any thread, inside that shard: see RuntimeImpl::live_tasks).
   std::uint64_t unregister_pending(unsigned s) const noexcept {
     return unreg_[s].pending.load(std::memory_order_relaxed);
   }
@@ -399,9 +403,20 @@ class Worker final : public Loop {
   std::thread thread_;
 };
 
-/// A registry shard: the live tasks spawned on one worker (or from outside).
+/// A registry shard: the live tasks spawned on one worker (shard i is
+/// worker i's), or from outside (the last shard, which no worker owns).
+///
+/// The owning worker enters its shard without a locked instruction: it
+/// announces itself in `owner_in`, then checks `lock`. Any other thread
+/// takes `lock`, then waits until `owner_in` is clear. The two store-load
+/// pairs are ordered as a push and a park are (RuntimeImpl::
+/// asymmetric_fences): a compiler barrier on the owner's side, and a
+/// membarrier on the other's, which is rare (a batch of tasks the owner
+/// spawned and another worker completed, all_tasks, live_tasks). Without
+/// membarrier both sides use a full fence. See RuntimeImpl::shard_enter.
 struct alignas(64) RegistryShard {
   std::atomic<bool> lock{false};
+  std::atomic<bool> owner_in{false};  // the owner is inside without the lock
   TaskHeader* head = nullptr;
   std::uint64_t count = 0;
   void acquire() noexcept {
@@ -456,13 +471,22 @@ class RuntimeImpl {
   /// before it returns. Worker::park() calls it after its own fence.
   void heavy_fence() const noexcept;
 
-  void registry_insert(TaskHeader* t) noexcept;
-  void registry_remove(TaskHeader* t) noexcept;
-  /// Unlinks `list` (linked through `next`, every task of shard `s`) under
-  /// one acquisition of the shard's lock, and zeroes `*pending` under it.
-  /// Returns the list's last task.
+  /// Enters registry shard `i` for the calling thread, `w` (null off the
+  /// workers). Returns true when it entered as the shard's owner, without
+  /// the lock; pass that to shard_leave.
+  bool shard_enter(unsigned i, const Worker* w) const noexcept;
+  void shard_leave(unsigned i, bool owner) const noexcept;
+  /// Links `t` into its shard; `w` is the calling worker (null off the
+  /// workers).
+  void registry_insert(TaskHeader* t, const Worker* w) noexcept;
+  void registry_remove(TaskHeader* t, const Worker* w) noexcept;
+  /// Unlinks `list` (linked through `next`, every task of shard `s`) inside
+  /// one entry into the shard (shard_enter), and zeroes `*pending` there.
+  /// Returns the list's last task. `w` is the calling worker.
   TaskHeader* registry_remove_list(unsigned s, TaskHeader* list,
-                                   std::atomic<std::uint64_t>* pending) noexcept;
+                                   std::atomic<std::uint64_t>* pending, const Worker* w) noexcept;
+  /// The calling thread's worker if it is one of this runtime's, else null.
+  const Worker* current_worker() const noexcept;
   std::vector<TaskRef> all_tasks() const;
   std::uint64_t live_tasks() const noexcept;
 

@@ -308,3 +308,150 @@ TEST_CASE("stress: a wait completed during the task's first step still resumes t
     rt.shutdown();
   }
 }
+
+// ---------------------------------------------------------------------------
+// The task registry (RegistryShard in worker.hpp): each worker enters its own
+// shard without the lock, every other thread takes the lock and waits for the
+// owner to leave. Here both workers spawn into their shards while tasks move
+// between the workers (yields, stolen spawns) and end on either one, some
+// with errors (unlinked at once, from whichever worker ran them), and three
+// other threads of control list the registry all the while: a thread outside
+// the runtime (Runtime::all_tasks, metrics), and tasks on both workers
+// (weft::all_tasks). Checked per seed: no listing holds more tasks than were
+// spawned, and at the end the registry is empty and counts no live task.
+// ASan and TSan see a list corrupted or raced.
+
+namespace {
+
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+constexpr int kRegistryTasks = 20'000;
+#else
+constexpr int kRegistryTasks = 300'000;
+#endif
+
+struct RegistryRun {
+  std::atomic<long> spawned{0};
+  std::atomic<long> bad_listings{0};
+  std::atomic<long> listings{0};
+};
+
+struct RegistryError : std::runtime_error {
+  RegistryError() : std::runtime_error("planned registry failure") {}
+};
+
+weft::Task<void> registry_child(RegistryRun* r, std::uint64_t seed, int depth) {
+  std::mt19937_64 rng(seed);
+  const unsigned action = static_cast<unsigned>(rng() % 16);
+  if (action < 4) co_await weft::yield_now();  // may resume on the other worker
+  if (action == 4 && depth < 3) {
+    // A spawn from wherever this task now runs, awaited: ends on either worker.
+    r->spawned.fetch_add(1, std::memory_order_relaxed);
+    co_await weft::spawn(registry_child(r, rng(), depth + 1));
+  }
+  if (action == 5) {
+    const std::vector<weft::TaskRef> all = weft::all_tasks();
+    r->listings.fetch_add(1, std::memory_order_relaxed);
+    if (static_cast<long>(all.size()) > r->spawned.load(std::memory_order_relaxed) + 2)
+      r->bad_listings.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (action == 6) throw RegistryError();
+}
+
+weft::Task<long> registry_root(RegistryRun* r, int n, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<weft::JoinHandle<void>> hs;
+  long errors = 0;
+  int i = 0;
+  while (i < n) {
+    // Bursts of random size: the sibling steals from long queues, and runs
+    // lone tasks when the owner is busy.
+    const int burst = 1 + static_cast<int>(rng() % 64);
+    for (int k = 0; k < burst && i < n; ++k, ++i) {
+      r->spawned.fetch_add(1, std::memory_order_relaxed);
+      hs.push_back(weft::spawn(registry_child(r, rng(), 0)));
+    }
+    if (rng() % 4 == 0) co_await weft::yield_now();
+    if (hs.size() >= 512) {
+      for (auto& h : hs) {
+        try {
+          co_await h;
+        } catch (const RegistryError&) {
+          ++errors;
+        }
+      }
+      hs.clear();
+    }
+  }
+  for (auto& h : hs) {
+    try {
+      co_await h;
+    } catch (const RegistryError&) {
+      ++errors;
+    }
+  }
+  co_return errors;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "stress: the task registry stays consistent while both workers spawn and end each other's "
+    "tasks and other threads list it",
+    "[stress]") {
+  const int tasks = weft_test::env_int("WEFT_STRESS_TASKS", kRegistryTasks);
+  for (std::uint64_t seed : weft_test::stress_seeds(3)) {
+    INFO("seed " << seed << " (replay: WEFT_STRESS_SEED=" << seed << " WEFT_STRESS_TASKS=" << tasks
+                 << ")");
+    weft::RuntimeOptions o;
+    o.workers = 2;
+    weft::Runtime rt(o);
+    RegistryRun r;
+    std::atomic<bool> done{false};
+    std::atomic<long> outside_listings{0}, outside_bad{0};
+    std::thread lister([&] {
+      do {
+        const std::vector<weft::TaskRef> all = rt.all_tasks();
+        const std::uint64_t live = rt.metrics().live_tasks;
+        // Read after the listing: every task it saw was counted before then
+        // (plus the two tasks the roots run in).
+        const long bound = r.spawned.load(std::memory_order_acquire) + 2;
+        if (static_cast<long>(all.size()) > bound || live > static_cast<std::uint64_t>(bound))
+          outside_bad.fetch_add(1, std::memory_order_relaxed);
+        outside_listings.fetch_add(1, std::memory_order_relaxed);
+        std::this_thread::yield();
+      } while (!done.load(std::memory_order_acquire));
+    });
+    // The lister is up before the roots start (not a synchronisation the
+    // checks rely on: it only makes overlap likely on a loaded machine).
+    while (outside_listings.load(std::memory_order_acquire) == 0) std::this_thread::yield();
+    // One root per worker, each spawned from that worker's loop; main waits
+    // on their handles, so every task has ended when the checks run.
+    std::vector<weft::Future<weft::JoinHandle<long>>> placed;
+    for (unsigned w = 0; w < 2; ++w) {
+      auto p = std::make_shared<weft::Promise<weft::JoinHandle<long>>>(&rt);
+      placed.push_back(p->get_future());
+      const std::uint64_t root_seed = seed * 2 + w;
+      rt.loop(w).call_soon_threadsafe([&r, p, tasks, root_seed] {
+        p->set_result(weft::spawn(registry_root(&r, tasks / 2, root_seed)));
+      });
+    }
+    std::vector<weft::JoinHandle<long>> roots;
+    for (auto& f : placed) roots.push_back(f.get());
+    const long errors =
+        rt.block_on([](std::vector<weft::JoinHandle<long>>* hs) -> weft::Task<long> {
+          long n = 0;
+          for (auto& h : *hs) n += co_await h;
+          co_return n;
+        }(&roots));
+    done.store(true, std::memory_order_release);
+    lister.join();
+    INFO(outside_listings.load() << " listings from outside, " << r.listings.load()
+                                 << " from tasks, " << errors << " tasks failed");
+    CHECK(outside_bad.load() == 0);
+    CHECK(r.bad_listings.load() == 0);
+    CHECK(errors > 0);
+    CHECK(rt.all_tasks().empty());
+    CHECK(rt.metrics().live_tasks == 0);
+    rt.shutdown();
+  }
+}
