@@ -22,18 +22,14 @@
 #include <weft/weft.hpp>
 
 #include "../support/stress_seeds.hpp"
+#include "../support/test_helpers.hpp"
 
 using namespace std::chrono_literals;
 
 namespace {
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-constexpr int kSeeds = 4;
-constexpr int kTasksPerSeed = 20'000;
-#else
-constexpr int kSeeds = 6;
-constexpr int kTasksPerSeed = 1'000'000;
-#endif
+constexpr int kSeeds = weft_test::build_size(6, 4);
+constexpr int kTasksPerSeed = weft_test::build_size(1'000'000, 20'000);
 
 struct Shared {
   explicit Shared(int n) : started(n), kinds(n) {
@@ -155,8 +151,7 @@ TEST_CASE("stress: random yields, sleeps, cross-worker wakes, errors and cancels
           "[stress]") {
   const int tasks = weft_test::env_int("WEFT_STRESS_TASKS", kTasksPerSeed);
   for (std::uint64_t seed : weft_test::stress_seeds(kSeeds)) {
-    INFO("seed " << seed << " (replay: WEFT_STRESS_SEED=" << seed << " WEFT_STRESS_TASKS=" << tasks
-                 << ")");
+    INFO(weft_test::replay(seed, tasks));
     weft::RuntimeOptions o;
     o.workers = 2;
     weft::Runtime rt(o);
@@ -185,11 +180,7 @@ TEST_CASE("stress: random yields, sleeps, cross-worker wakes, errors and cancels
 
 namespace {
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-constexpr int kRaceRounds = 5'000;
-#else
-constexpr int kRaceRounds = 100'000;
-#endif
+constexpr int kRaceRounds = weft_test::build_size(100'000, 5'000);
 
 void spin_for(unsigned n) {
   for (unsigned i = 0; i < n; ++i) __builtin_ia32_pause();
@@ -208,9 +199,12 @@ struct RaceState {
   weft::Promise<void> all_fired;
 };
 
-weft::Task<bool> race_wait(weft::Future<void> all_fired) {
+// True if `done` completes within 60 s (a stress test that lost a wake-up
+// fails instead of hanging).
+template <class Awaitable>
+weft::Task<bool> within_60s(Awaitable done) {
   try {
-    co_await weft::wait_for(all_fired, 60s);
+    co_await weft::wait_for(std::move(done), 60s);
   } catch (const weft::TimeoutError&) {
     co_return false;
   }
@@ -223,8 +217,7 @@ TEST_CASE("stress: a done callback registered as its task completes runs exactly
           "[stress]") {
   const int rounds = weft_test::env_int("WEFT_STRESS_TASKS", kRaceRounds);
   for (std::uint64_t seed : weft_test::stress_seeds(2)) {
-    INFO("seed " << seed << " (replay: WEFT_STRESS_SEED=" << seed << " WEFT_STRESS_TASKS=" << rounds
-                 << ")");
+    INFO(weft_test::replay(seed, rounds));
     std::mt19937_64 rng(seed);
     weft::RuntimeOptions o;
     o.workers = 2;
@@ -242,7 +235,7 @@ TEST_CASE("stress: a done callback registered as its task completes runs exactly
           s.all_fired.set_result();
       });
     }
-    const bool all_fired = rt.block_on(race_wait(s.all_fired.get_future()));
+    const bool all_fired = rt.block_on(within_60s(s.all_fired.get_future()));
     CHECK(all_fired);
     CHECK(s.callbacks.load() == rounds);
     int wrong = 0;
@@ -272,27 +265,15 @@ weft::Task<void> first_step_waiter(std::atomic<bool>* waiting, weft::Future<void
   co_await f;
 }
 
-weft::Task<bool> all_finished(std::vector<weft::JoinHandle<void>>* hs) {
-  try {
-    co_await weft::wait_for(weft::gather(*hs), 60s);
-  } catch (const weft::TimeoutError&) {
-    co_return false;
-  }
-  co_return true;
-}
-
 }  // namespace
 
 TEST_CASE("stress: a wait completed during the task's first step still resumes the task",
           "[stress]") {
   const int rounds = weft_test::env_int("WEFT_STRESS_TASKS", kRaceRounds);
   for (std::uint64_t seed : weft_test::stress_seeds(2)) {
-    INFO("seed " << seed << " (replay: WEFT_STRESS_SEED=" << seed << " WEFT_STRESS_TASKS=" << rounds
-                 << ")");
+    INFO(weft_test::replay(seed, rounds));
     std::mt19937_64 rng(seed);
-    weft::RuntimeOptions o;
-    o.workers = 2;
-    weft::Runtime rt(o);
+    weft::Runtime rt(weft_test::workers(2));
     std::vector<weft::JoinHandle<void>> hs;
     hs.reserve(static_cast<std::size_t>(rounds));
     for (int i = 0; i < rounds; ++i) {
@@ -304,7 +285,7 @@ TEST_CASE("stress: a wait completed during the task's first step still resumes t
       spin_for(wait);
       p.set_result();
     }
-    CHECK(rt.block_on(all_finished(&hs)));
+    CHECK(rt.block_on(within_60s(weft::gather(hs))));
     rt.shutdown();
   }
 }
@@ -323,11 +304,7 @@ TEST_CASE("stress: a wait completed during the task's first step still resumes t
 
 namespace {
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-constexpr int kRegistryTasks = 20'000;
-#else
-constexpr int kRegistryTasks = 300'000;
-#endif
+constexpr int kRegistryTasks = weft_test::build_size(300'000, 20'000);
 
 struct RegistryRun {
   std::atomic<long> spawned{0};
@@ -400,11 +377,8 @@ TEST_CASE(
     "[stress]") {
   const int tasks = weft_test::env_int("WEFT_STRESS_TASKS", kRegistryTasks);
   for (std::uint64_t seed : weft_test::stress_seeds(3)) {
-    INFO("seed " << seed << " (replay: WEFT_STRESS_SEED=" << seed << " WEFT_STRESS_TASKS=" << tasks
-                 << ")");
-    weft::RuntimeOptions o;
-    o.workers = 2;
-    weft::Runtime rt(o);
+    INFO(weft_test::replay(seed, tasks));
+    weft::Runtime rt(weft_test::workers(2));
     RegistryRun r;
     std::atomic<bool> done{false};
     std::atomic<long> outside_listings{0}, outside_bad{0};

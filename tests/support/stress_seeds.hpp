@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <random>
+#include <string>
 #include <vector>
 
 namespace weft_test {
@@ -21,6 +22,24 @@ inline std::vector<std::uint64_t> stress_seeds(int count) {
     for (int i = 0; i < count; ++i) seeds.push_back(base + static_cast<std::uint64_t>(i));
   }
   return seeds;
+}
+
+/// `release` in an optimised build, `sanitized` under ASan or TSan (5-20x
+/// slower there): the size of a stress test's run.
+constexpr int build_size(int release, int sanitized) {
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+  (void)release;
+  return sanitized;
+#else
+  (void)sanitized;
+  return release;
+#endif
+}
+
+/// What a failing seed prints: the seed and how to run it again at size `n`.
+inline std::string replay(std::uint64_t seed, int n) {
+  return "seed " + std::to_string(seed) + " (replay: WEFT_STRESS_SEED=" + std::to_string(seed) +
+         " WEFT_STRESS_TASKS=" + std::to_string(n) + ")";
 }
 
 /// The integer in environment variable `name`, or `fallback` if it is unset.
