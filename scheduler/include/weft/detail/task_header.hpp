@@ -31,9 +31,10 @@
 // Wakers (any thread) move idle -> scheduled with a CAS; only the winner
 // enqueues, so a task is never in two queues. The worker moves scheduled ->
 // running (except for a first step, see kScheduled), and after the resume
-// returns running -> idle (or -> scheduled when notified). Because a wake during the run only sets
-// kNotified, a completion that races with the coroutine's own suspension is never lost and never
-// resumes the coroutine on two threads.
+// returns running -> idle (or -> scheduled when notified). Because a wake
+// during the run only sets kNotified, a completion that races with the
+// coroutine's own suspension is never lost and never resumes the coroutine
+// on two threads.
 //
 // # Suspension points and cancellation
 // Every weft awaiter that suspends a task embeds a Suspension and records it in
