@@ -222,6 +222,7 @@ JoinHandle<T> spawn(Task<T> task, SpawnOptions opts = {}) {
 TaskRef current_task();
 /// Every task of the current runtime that has not finished.
 /// Throws RuntimeError outside a worker; use Runtime::all_tasks() elsewhere.
+/// Costs two membarrier(2) calls per other worker (see Runtime::all_tasks).
 std::vector<TaskRef> all_tasks();
 
 }  // namespace weft

@@ -306,9 +306,14 @@ class Runtime {
   /// closes the rings. Idempotent. Throws RuntimeError on a worker.
   void shutdown();
 
-  /// Per-worker counters (any thread).
+  /// Per-worker counters (any thread). Throws std::bad_alloc. Counting the live
+  /// tasks costs a membarrier(2) per worker, except for that worker's own
+  /// share when called on it (see RegistryShard in src/worker.hpp): a
+  /// monitoring call, not one for every request.
   Metrics metrics() const;
-  /// Every task not yet finished (any thread).
+  /// Every task not yet finished (any thread). Throws std::bad_alloc. Costs
+  /// what metrics() does (twice): the registry is built for spawns, which
+  /// are frequent, not for listing it.
   std::vector<TaskRef> all_tasks() const;
   const RuntimeOptions& options() const noexcept;
   unsigned workers() const noexcept;
