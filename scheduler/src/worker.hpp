@@ -29,11 +29,11 @@
 // parker a membarrier(PRIVATE_EXPEDITED) after its own fence, which makes
 // every running thread of the process pass a full barrier
 // (RuntimeImpl::asymmetric_fences): pushes are frequent, parks are not.
-// A push to the injection queue is a seq_cst
-// CAS, which takes the fence's place: in the single order of seq_cst
-// operations and fences, either it comes before the parker's fence (the
-// parker sees the task) or after the parker's seq_cst count of itself (the
-// producer's seq_cst load sees the parker). Only a worker in kParked is sent
+// A push to the injection queue is a seq_cst CAS, which takes the fence's
+// place: in the single order of seq_cst operations and fences, either it
+// comes before the parker's fence (the parker sees the task) or after the
+// parker's seq_cst count of itself (the producer's seq_cst load sees the
+// parker). Only a worker in kParked is sent
 // a wake-up system call, and only the producer whose CAS moved it out of
 // kParked sends it. To avoid a thundering herd, a general wake-up is sent
 // only when no worker is searching already; the woken worker searches, and
@@ -204,8 +204,9 @@ class Worker final : public Loop {
   /// registry later, in a batch with others (flush_unregister): one entry
   /// into the shard per batch instead of one per task, so a worker completing
   /// tasks another worker spawns does not pull the shard's lines over (or
-  /// pay a membarrier, see RegistryShard) on every completion. The caller has taken a reference for
-  /// the list; the flush drops it after unlinking.
+  /// pay a membarrier, see RegistryShard) on every completion. The caller
+  /// has taken a reference for the list; the flush drops it after
+  /// unlinking.
   void defer_unregister(TaskHeader* t) noexcept;
   /// Unlinks the deferred tasks and drops their references (owner thread;
   /// every tick, and when the worker stops). Tasks of another worker's
@@ -263,8 +264,9 @@ class Worker final : public Loop {
   void run_task(TaskHeader* t) noexcept;
 
  public:
-  /// The end of a step of t, which this thread holds in kRunning: back to
-  /// idle, or requeued if a wake came meanwhile (owner of the hold only).
+  /// The end of a step of t, which this thread holds (in kRunning, or in
+  /// kScheduled for a first step, see run_task): back to idle, or requeued
+  /// if a wake came meanwhile (owner of the hold only).
   void end_step(TaskHeader* t) noexcept;
   /// Set by a cancel hook that handed the task it runs under to another
   /// thread (reactor.cpp, op_cancel): run_task must not touch it again.
