@@ -361,6 +361,14 @@ void io_detached_cancel(IoDetached* d) noexcept {
   io_uring_sqe_set_data64(sqe, kIgnoreToken);
 }
 
+bool io_after_step(InboxItem* item) {
+  Worker* w = Worker::current();
+  if (w == nullptr) throw_no_task("io operation");
+  if (tl_current_task == nullptr) return false;
+  w->after_step(item);
+  return true;
+}
+
 void io_detached_post(IoDetached* d) noexcept { static_cast<Worker*>(d->owner)->post_inbox(d); }
 
 // ---------------------------------------------------------------------------

@@ -397,6 +397,21 @@ void Worker::post_foreign(CallbackNode* n) noexcept {
   post_inbox(n);
 }
 
+void Worker::end_step_hooks() noexcept {
+  step_hooks_ = false;
+  // An item may queue another (a write from its run): it runs in this loop.
+  while (after_step_head_ != nullptr) {
+    InboxItem* item = after_step_head_;
+    after_step_head_ = item->next;
+    if (after_step_head_ == nullptr) after_step_tail_ = nullptr;
+    item->run(item);
+  }
+  if (submit_after_step_) {
+    submit_after_step_ = false;
+    submit_now();
+  }
+}
+
 void Worker::run_ready_callbacks() noexcept {
   // Only what was ready when this step began (§A 2).
   CallbackNode* n = ready_head_;

@@ -185,7 +185,8 @@ class Worker final : public Loop {
   void op_started(bool file_op) noexcept {
     ++inflight_;
     if (file_op) {
-      if (eager_file_submit_ && file_ops_out_ > file_sqes_queued_) submit_after_step_ = true;
+      if (eager_file_submit_ && file_ops_out_ > file_sqes_queued_)
+        submit_after_step_ = step_hooks_ = true;
       ++file_ops_out_;
       ++file_sqes_queued_;
     }
@@ -196,6 +197,18 @@ class Worker final : public Loop {
   }
   /// Counts `d` armed on this ring (io_detached_begin). False, with nothing
   /// counted, once the worker is stopping.
+  /// Owner thread, inside a task's step: runs item->run(item) on this
+  /// thread when the step ends, before the next task's (FIFO).
+  void after_step(InboxItem* item) noexcept {
+    item->next = nullptr;
+    if (after_step_tail_ != nullptr) {
+      after_step_tail_->next = item;
+    } else {
+      after_step_head_ = item;
+    }
+    after_step_tail_ = item;
+    step_hooks_ = true;
+  }
   bool detached_armed(IoDetached* d) noexcept;
   /// `d`'s final CQE arrived (io_detached_end).
   void detached_ended(IoDetached* d) noexcept;
@@ -288,14 +301,14 @@ class Worker final : public Loop {
   /// membarrier is missing) and loads of the shared counters, and a batch
   /// of 32 completions pushed 31 tasks (io_nop).
   void notify_local() noexcept;
-  /// Runs t's step, then submits if the step queued a file operation.
+  /// Runs t's step, then what the step left for its end: the after_step
+  /// items, and a submit if it queued a file operation (op_started).
   void run_task_and_submit(TaskHeader* t) noexcept {
     run_task(t);
-    if (submit_after_step_) [[unlikely]] {
-      submit_after_step_ = false;
-      submit_now();
-    }
+    if (step_hooks_) [[unlikely]]
+      end_step_hooks();
   }
+  void end_step_hooks() noexcept;
   /// io_uring_submit, counted; every SQE queued so far reaches the kernel.
   void submit_now() noexcept;
   void arm_eventfd() noexcept;
@@ -392,6 +405,11 @@ class Worker final : public Loop {
   bool event_armed_ = false;
   const bool eager_file_submit_;    // RuntimeOptions::eager_file_submit
   bool submit_after_step_ = false;  // submit when the running step ends
+  // Work for the end of the running step: submit_after_step_, or items in
+  // the after_step list (one flag, so a step that left none pays one test).
+  bool step_hooks_ = false;
+  InboxItem* after_step_head_ = nullptr;
+  InboxItem* after_step_tail_ = nullptr;
   bool reaping_ = false;            // in reap(): pushes notify once, after it
   bool notify_after_reap_ = false;  // a push during reap() wants notify_parked
   // File operations queued or submitted and not yet reaped, and how many of

@@ -12,10 +12,13 @@
 #include <catch2/catch.hpp>
 #include <cerrno>
 #include <chrono>
+#include <optional>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <vector>
 #include <weft/io/streams.hpp>
+#include <weft/loop.hpp>
 
 #include "../support/test_helpers.hpp"
 
@@ -664,7 +667,7 @@ TEST_CASE("Q115 test_multiple_drain: every drain() waiting at once resumes at th
     auto [ra, wa] = weft::io::open_stream(a);
     auto [rb, wb] = weft::io::open_stream(b);
     wa.set_write_buffer_limits(64 * 1024, kLow);
-    const std::size_t total = 4u << 20;  // far above the socket buffers: the flusher blocks
+    const std::size_t total = 4u << 20;  // far above the socket buffers: the send blocks
     wa.write(std::string(total, 'd'));
     int started = 0, finished = 0;
     auto drainer = [](StreamWriter w, int* st, int* fin) -> weft::Task<std::size_t> {
@@ -994,4 +997,73 @@ TEST_CASE(
     co_return out;
   });
   CHECK(r == std::vector<std::string>{"busy", "abcdX"});
+}
+
+TEST_CASE("streams: the writes of one task step reach the peer in one send", "[io][streams]") {
+  auto [a, b] = socket_pair();
+  // A thread blocked in recv on the peer takes the first send as soon as it
+  // lands: had write() submitted the first write on its own, the recv would
+  // return its 100 bytes only.
+  std::string first;
+  std::thread peer([&first, fd = b] {
+    char buf[8192];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n > 0) first.assign(buf, static_cast<std::size_t>(n));
+  });
+  weft::run(
+      [](int fd) -> weft::Task<void> {
+        auto [r, w] = weft::io::open_stream(fd);
+        for (int i = 0; i < 10; ++i) w.write(std::string(100, static_cast<char>('a' + i)));
+        co_await w.drain();
+        w.close();
+        co_await w.wait_closed();
+      }(a),
+      workers(1));
+  peer.join();
+  ::close(b);
+  std::string want;
+  for (int i = 0; i < 10; ++i) want += std::string(100, static_cast<char>('a' + i));
+  CHECK(first == want);
+}
+
+TEST_CASE("streams: a write from a loop callback, outside any task step, is sent",
+          "[io][streams]") {
+  auto got = run1([]() -> weft::Task<std::string> {
+    auto [a, b] = socket_pair();
+    auto [ra, wa] = weft::io::open_stream(a);
+    auto [rb, wb] = weft::io::open_stream(b);
+    weft::Loop::current()->call_soon([w = wa]() mutable { w.write("from a callback"); });
+    co_return co_await rb.readexactly(15);
+  });
+  CHECK(got == "from a callback");
+}
+
+TEST_CASE(
+    "streams: a send still in flight when the runtime stops is cancelled, and the writer is "
+    "broken with ConnectionResetError",
+    "[io][streams]") {
+  auto [a, b] = socket_pair();
+  std::optional<StreamWriter> kept;
+  weft::run(
+      [](int fd, std::optional<StreamWriter>* out) -> weft::Task<void> {
+        auto [r, w] = weft::io::open_stream(fd);
+        // Far above the socket buffers, and nobody reads the peer: the send
+        // cannot finish before the runtime stops.
+        w.write(std::string(4u << 20, 'x'));
+        *out = w;
+        co_return;
+      }(a, &kept),
+      workers(1));
+  REQUIRE(kept.has_value());
+  auto code = run1([&kept]() -> weft::Task<int> {
+    try {
+      co_await kept->drain();
+    } catch (const weft::io::ConnectionResetError& e) {
+      co_return e.code().value();
+    }
+    co_return 0;
+  });
+  CHECK(code == ECONNRESET);
+  kept.reset();  // the last handle: closes the descriptor
+  ::close(b);
 }

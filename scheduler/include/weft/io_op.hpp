@@ -139,6 +139,16 @@ void io_detached_cancel(IoDetached* d) noexcept;
 /// inbox after its armed requests' final CQEs.
 void io_detached_post(IoDetached* d) noexcept;
 
+/// Owner-thread deferral for I/O helpers that batch a step's work into one
+/// request (StreamWriter: the writes of one step go out in one send). If a
+/// task's step is running on this thread, queues `item` so that
+/// item->run(item) runs on this thread when the step ends, before the SQEs
+/// the step queued are submitted, and returns true; `item` must stay alive
+/// until then. Returns false, queuing nothing, when no step is running (a
+/// loop callback, a CQE handler): the caller does the work itself. Throws
+/// RuntimeError off a worker thread.
+bool io_after_step(InboxItem* item);
+
 /// The generic awaitable: `Prep` fills the SQE (called with io_uring_sqe*).
 template <class Prep>
 class IoOp {

@@ -18,14 +18,18 @@
 // for the feeder. Both kinds behave the same way for every method (§Q
 // 108-114).
 //
-// The writer is asyncio's: write() never blocks; it appends to a buffer that a
-// flusher task (spawned when the buffer goes from empty to non-empty, on the
-// writing worker) sends with one send per batch, so a handler that writes
-// several responses before it next awaits has them sent in one system call.
-// drain() waits only while more than the high-water mark (64 KiB) is
-// buffered, until the flusher has brought it down to the low-water mark
-// (16 KiB). Errors of the flusher (reset, broken pipe) are raised by the next
-// drain(), and later writes are dropped, as asyncio's transports do.
+// The writer is asyncio's: write() never blocks; it appends to a buffer that
+// is sent with one send per batch, so a handler that writes several responses
+// before it next awaits has them sent in one system call. The write that finds
+// nothing in flight submits the send itself, on its worker's ring; the send's
+// completion sends what was written meanwhile, until the buffer is empty. No
+// task runs for it (asyncio's transport has none either). drain() waits only
+// while more than the high-water mark (64 KiB) is buffered, until the sends
+// have brought it down to the low-water mark (16 KiB). Errors of a send
+// (reset, broken pipe) are raised by the next drain(), and later writes are
+// dropped, as asyncio's transports do. A runtime that stops with a send in
+// flight cancels it: the rest is dropped and the writer is broken
+// (ConnectionResetError).
 //
 // # Threads
 // Reader and writer are handles (cheap to copy; the copies share one state).
@@ -35,9 +39,9 @@
 // on the socket (the kernel is filling the buffer behind it). The
 // writer may be used by several tasks at once (its buffer is guarded by a
 // mutex held for a copy only, never across a wait). Reads and drain() must be
-// awaited inside a weft task; write() must be called inside a weft task (it
-// may spawn the flusher); close() and is_closing() may be called from any
-// thread.
+// awaited inside a weft task; write() must be called on a worker thread (a
+// weft task, or a loop callback; it may submit the send); close() and is_closing() may be called
+// from any thread.
 //
 // # Closing
 // writer.close() flushes what is buffered, then shuts the socket down in both
@@ -176,8 +180,10 @@ class StreamWriter {
                std::shared_ptr<detail::ReaderState> reader);
 
   /// Queues bytes to send; never blocks. Dropped after close() or after the
-  /// connection failed (the next drain() raises). Throws RuntimeError outside
-  /// a weft task (the flusher must be spawned), std::bad_alloc.
+  /// connection failed (the next drain() raises). Throws RuntimeError off a
+  /// worker thread when it would have to start the send (the bytes stay
+  /// buffered for the next write() on a worker), std::system_error(EBUSY) if
+  /// the ring has no free SQE, std::bad_alloc.
   void write(std::string_view data);
   /// Waits while more than the high-water mark is buffered (§Q 115). Throws
   /// the error that broke the connection (std::system_error), or
