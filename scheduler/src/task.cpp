@@ -322,24 +322,44 @@ void complete_task(TaskHeader* t, bool threw, bool threw_cancel) noexcept {
     // cancelled, as asyncio's does when it returns before its next await.
     outcome |= TaskHeader::kOutcomeCancelled;
   }
-  // Off the registry: at once if it failed (whether anyone can still see the
+  // Off the registry at once if it failed (whether anyone can still see the
   // error is decided below, and all_tasks must not hand out a new handle
-  // meanwhile); otherwise with the next batch of the worker running it,
-  // which takes over the task's own reference and so keeps the frame alive
-  // until then (Worker::defer_unregister). run_task, the only caller (the
-  // coroutine's final suspend runs inside it), then leaves that reference
-  // alone, and drops it itself only after an error.
+  // meanwhile), or if its shard is this worker's own (entering it costs no
+  // locked instruction, RegistryShard). Then the task's own reference stays
+  // with us (kUnlinked), and run_task, the only caller (the coroutine's
+  // final suspend runs inside it), drops it when the step has ended.
+  // Otherwise it goes, with that reference, to this worker's next batch of
+  // unlinks from another shard (Worker::defer_unregister), which keeps the
+  // frame alive until then.
   Worker* w = Worker::current();
   assert(w != nullptr && &w->rt() == &t->runtime->impl() && "complete_task off its runtime");
-  const bool defer = !(outcome & TaskHeader::kOutcomeError);
-  if (!defer) t->runtime->impl().registry_remove(t, w);
+  RuntimeImpl& rt = t->runtime->impl();
+  const bool unlink =
+      (outcome & TaskHeader::kOutcomeError) || rt.shard_of(t->id) == w->index_value();
+  if (unlink) {
+    rt.registry_remove(t, w);
+    outcome |= TaskHeader::kUnlinked;
+  }
   // Only the task's own reference left: no handle exists, and none can be
   // made any more (the registry no longer lists it), so nobody can retrieve
   // an error. Decided before the waiters fire: a woken waiter may retrieve
   // the error and drop its handle, which must not look like "no handle".
-  const bool unobservable = t->refs.load(std::memory_order_acquire) == 1;
+  const bool unobservable = unlink && t->refs.load(std::memory_order_acquire) == 1;
+  if (unobservable && !(outcome & TaskHeader::kOutcomeError)) {
+    // Nobody else can reach the task any more: no thread reads or writes
+    // its state, so the outcome is published with a plain store, and a
+    // detached task (the common spawn whose handle is dropped) ends
+    // without a locked instruction. The load above synchronised with the
+    // last handle's release: what its holder did to the state is seen. A
+    // done callback may still be registered (its node outlives the
+    // handle that added it): it fires as usual.
+    s = t->state.load(std::memory_order_relaxed);
+    t->state.store(s | outcome, std::memory_order_relaxed);
+    if (s & TaskHeader::kHasWaiters) t->waiters.close_and_fire(t);
+    return;
+  }
   const std::uint32_t before = t->state.fetch_or(outcome, std::memory_order_release);
-  if (defer) w->defer_unregister(t);
+  if (!unlink) w->defer_unregister(t);
   // No registration announced before our fetch_or: none can come any more
   // (add_waiter sees kComplete), so the list needs no closing.
   if (before & TaskHeader::kHasWaiters) t->waiters.close_and_fire(t);

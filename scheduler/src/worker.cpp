@@ -245,11 +245,12 @@ void Worker::run_task(TaskHeader* t) noexcept {
     bump(m_.tasks_polled);
     if (s & TaskHeader::kCancelPending) {
       // Cancelled before its first step: none of the body runs (§C 26).
-      // complete_task hands the task's own reference to this worker's
-      // unregister batch (the outcome is not an error).
+      // As in end_step, the task's own reference is dropped here if
+      // complete_task unlinked the task itself, else by the unregister batch.
       tl_current_task = t;
       complete_task(t, false, false);
       tl_current_task = nullptr;
+      if (t->state.load(std::memory_order_relaxed) & TaskHeader::kUnlinked) release_ref(t);
       return;
     }
   } else if (s & TaskHeader::kRunning) {
@@ -313,11 +314,11 @@ void Worker::end_step(TaskHeader* t) noexcept {
   std::uint32_t s = t->state.load(std::memory_order_acquire);
   std::uint32_t ns;
   if (s & TaskHeader::kComplete) {
-    // Completed in this step. Without an error complete_task handed the
-    // task's own reference to this worker's unregister batch, which drops it
-    // at the next flush; a failed task was unlinked at once and its own
-    // reference is still ours.
-    if (s & TaskHeader::kOutcomeError) release_ref(t);
+    // Completed in this step. complete_task either unlinked the task itself
+    // (kUnlinked: its own reference is still ours, dropped now that the
+    // coroutine is suspended for good) or handed that reference to this
+    // worker's unregister batch, which drops it at the next flush.
+    if (s & TaskHeader::kUnlinked) release_ref(t);
     return;
   }
   // The bit that held the task during the step: kScheduled for a first

@@ -18,6 +18,7 @@
 #include <memory>
 #include <random>
 #include <thread>
+#include <utility>
 #include <vector>
 #include <weft/weft.hpp>
 
@@ -427,5 +428,128 @@ TEST_CASE(
     CHECK(rt.all_tasks().empty());
     CHECK(rt.metrics().live_tasks == 0);
     rt.shutdown();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// A detached task (its JoinHandle dropped) that ends on the worker owning its
+// registry shard publishes its outcome with a plain store (complete_task):
+// once it is unlinked and holds the only reference, nobody else can reach
+// it. Here another thread keeps listing the tasks and, through the
+// references the listing gives it, adds done callbacks, so those references
+// come and go around the completions. A completion that took
+// the plain store while a reference was out could overwrite kHasWaiters (a
+// callback that never runs: the wait below times out) or free a frame the
+// lister still uses (ASan); one that never freed its frame leaves
+// `destroyed` short.
+
+namespace {
+
+constexpr int kDetachedTasks = weft_test::build_size(300'000, 20'000);
+
+struct DetachedRun {
+  std::atomic<long> spawned{0};
+  std::atomic<long> destroyed{0};  // frames freed (a Counted parameter destroyed)
+  std::atomic<long> added{0};      // done callbacks the lister added
+  std::atomic<long> fired{0};      // and that ran
+};
+
+// Counts the destruction of the frame that owns it (the coroutine's copy of
+// the parameter; moved-from copies count nothing).
+struct Counted {
+  explicit Counted(DetachedRun* run) noexcept : r(run) {}
+  Counted(Counted&& o) noexcept : r(std::exchange(o.r, nullptr)) {}
+  Counted& operator=(Counted&&) = delete;
+  ~Counted() {
+    if (r) r->destroyed.fetch_add(1, std::memory_order_relaxed);
+  }
+  DetachedRun* r;
+};
+
+weft::Task<void> detached_child(Counted c, unsigned yields) {
+  (void)c;
+  for (unsigned i = 0; i < yields; ++i) co_await weft::yield_now();
+}
+
+weft::Task<void> detached_root(DetachedRun* r, int n, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  for (int i = 0; i < n; ++i) {
+    r->spawned.fetch_add(1, std::memory_order_relaxed);
+    (void)weft::spawn(detached_child(Counted(r), static_cast<unsigned>(rng() % 3)));
+    if (rng() % 16 == 0) co_await weft::yield_now();
+  }
+}
+
+// Polls `done` between yields, up to 60 s: false if it never held.
+template <class Pred>
+weft::Task<bool> poll_60s(Pred done) {
+  auto until = std::chrono::steady_clock::now() + 60s;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > until) co_return false;
+    co_await weft::yield_now();
+  }
+  co_return true;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "stress: detached tasks end without a locked instruction while another thread lists them and "
+    "adds done callbacks",
+    "[stress]") {
+  const int tasks = weft_test::env_int("WEFT_STRESS_TASKS", kDetachedTasks);
+  for (std::uint64_t seed : weft_test::stress_seeds(3)) {
+    INFO(weft_test::replay(seed, tasks));
+    DetachedRun r;
+    {
+      weft::Runtime rt(weft_test::workers(2));
+      std::atomic<bool> stop{false};
+      std::atomic<long> listings{0};
+      std::thread lister([&, seed] {
+        std::mt19937_64 rng(~seed);
+        do {
+          const std::vector<weft::TaskRef> all = rt.all_tasks();
+          for (const weft::TaskRef& t : all) {
+            const unsigned pick = static_cast<unsigned>(rng() % 8);
+            // No cancels: the roots and the pollers are listed too.
+            if (pick < 3) {
+              r.added.fetch_add(1, std::memory_order_relaxed);
+              t.add_done_callback(
+                  [&r](const weft::TaskRef&) { r.fired.fetch_add(1, std::memory_order_relaxed); });
+            }
+          }
+          listings.fetch_add(1, std::memory_order_relaxed);
+        } while (!stop.load(std::memory_order_acquire));
+      });
+      while (listings.load(std::memory_order_acquire) == 0) std::this_thread::yield();
+      std::vector<weft::JoinHandle<void>> roots;
+      for (unsigned w = 0; w < 2; ++w) {
+        auto p = std::make_shared<weft::Promise<weft::JoinHandle<void>>>(&rt);
+        auto f = p->get_future();
+        rt.loop(w).call_soon_threadsafe([&r, p, tasks, seed, w] {
+          p->set_result(weft::spawn(detached_root(&r, tasks / 2, seed * 2 + w)));
+        });
+        roots.push_back(f.get());
+      }
+      rt.block_on([](std::vector<weft::JoinHandle<void>>* hs) -> weft::Task<void> {
+        for (auto& h : *hs) co_await h;
+      }(&roots));
+      // Every task ended (the registry lists none but the poller), then the
+      // lister stops and drops its references.
+      const bool all_ended = rt.block_on(poll_60s([] {
+        const std::vector<weft::TaskRef> left = weft::all_tasks();
+        return left.size() == 1 && left[0] == weft::current_task();
+      }));
+      stop.store(true, std::memory_order_release);
+      lister.join();
+      INFO(listings.load() << " listings, " << r.added.load() << " callbacks added");
+      REQUIRE(all_ended);
+      const long added = r.added.load();
+      const bool all_fired = rt.block_on(
+          poll_60s([&r, added] { return r.fired.load(std::memory_order_relaxed) == added; }));
+      CHECK(all_fired);
+      rt.shutdown();
+    }
+    CHECK(r.destroyed.load() == r.spawned.load());
   }
 }

@@ -170,6 +170,12 @@ struct TaskHeader {
   // replaces has this bit, so a task nobody waits on completes with one
   // atomic read-modify-write instead of two.
   static constexpr std::uint32_t kHasWaiters = 1u << 14;
+  // complete_task unlinked the task from the registry itself (it failed, or
+  // its shard is the completing worker's own), so the task's own reference
+  // is still held by the worker that ran it, which drops it when the step
+  // has ended (Worker::end_step). Without it the reference went to that
+  // worker's unregister batch (Worker::defer_unregister).
+  static constexpr std::uint32_t kUnlinked = 1u << 15;
   // Bits 16..31: 1 + the index of the worker that last took the task to run
   // (0: none yet), written by that worker's scheduled -> running CAS; read
   // by wakers for the remote_wakes metric only.
