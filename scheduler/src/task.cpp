@@ -210,11 +210,16 @@ void spawn_on(RuntimeImpl& impl, Worker* w, TaskHeader* h, std::coroutine_handle
     h->id = next_foreign_id(impl) * impl.num_shards + impl.num_shards - 1;
   }
   // Not published yet, so plain stores do (the state may hold kHasExtras).
+  // Both come before the registry insertion, which publishes the task to
+  // all_tasks: a lister may then take a reference and register a done
+  // callback (kHasWaiters) or cancel it, and a store after that would
+  // erase the bit (the callback never ran) or let its wake queue the task
+  // a second time (it was not kScheduled yet).
   h->refs.store(2, std::memory_order_relaxed);
-  impl.registry_insert(h, w);
   h->state.store(
       TaskHeader::kScheduled | (h->state.load(std::memory_order_relaxed) & TaskHeader::kHasExtras),
       std::memory_order_release);
+  impl.registry_insert(h, w);
   if (w != nullptr) {
     bump(const_cast<Counters&>(w->counters()).tasks_spawned);
     w->push_back(h);

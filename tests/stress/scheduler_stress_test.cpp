@@ -547,6 +547,7 @@ TEST_CASE(
       const long added = r.added.load();
       const bool all_fired = rt.block_on(
           poll_60s([&r, added] { return r.fired.load(std::memory_order_relaxed) == added; }));
+      INFO("fired " << r.fired.load() << " of " << added);
       CHECK(all_fired);
       rt.shutdown();
     }
