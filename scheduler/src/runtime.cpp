@@ -213,13 +213,26 @@ void RuntimeImpl::registry_insert(TaskHeader* t, const Worker* w) noexcept {
   shard_leave(i, owner);
 }
 
-void RuntimeImpl::registry_remove(TaskHeader* t, const Worker* w) noexcept {
+std::uint32_t RuntimeImpl::registry_remove(TaskHeader* t, const Worker* w) noexcept {
   const unsigned i = shard_of(t->id);
   RegistryShard& s = shards[i];
   const bool owner = shard_enter(i, w);
   s.unlink(t);
   --s.count;
+  const std::uint32_t drops = std::exchange(t->local_drops, std::uint16_t{0});
   shard_leave(i, owner);
+  return drops;
+}
+
+bool RuntimeImpl::drop_listed_ref(TaskHeader* t, const Worker* w) noexcept {
+  const unsigned i = shard_of(t->id);
+  const bool owner = shard_enter(i, w);
+  // Listed, the task holds its own reference besides the caller's: this
+  // one cannot be the last, and whoever unlinks it will see the count.
+  const bool counted = !t->unlisted() && t->local_drops != UINT16_MAX;
+  if (counted) ++t->local_drops;
+  shard_leave(i, owner);
+  return counted;
 }
 
 TaskHeader* RuntimeImpl::registry_remove_list(unsigned shard, TaskHeader* list,
@@ -230,7 +243,7 @@ TaskHeader* RuntimeImpl::registry_remove_list(unsigned shard, TaskHeader* list,
   std::uint64_t n = 0;
   const bool owner = shard_enter(shard, w);
   for (TaskHeader* t = list; t; t = t->next) {
-    s.unlink(t);
+    s.unlink(t);  // its local_drops are the caller's to fold from now on
     last = t;
     ++n;
   }

@@ -289,7 +289,14 @@ void complete_wait(TaskHeader* t) noexcept { wake_with(t, TaskHeader::kWaitDone)
 
 bool request_cancel(TaskHeader* t, const std::string* msg) noexcept {
   if (t->state.load(std::memory_order_acquire) & TaskHeader::kComplete) return false;
-  t->cancelling.fetch_add(1, std::memory_order_acq_rel);
+  // Counted up to INT16_MAX (the field is 16 bits so the header stays 72
+  // bytes); a task asked to cancel 32,767 times without withdrawing any
+  // request stays at that count.
+  std::int16_t c = t->cancelling.load(std::memory_order_relaxed);
+  while (c < INT16_MAX && !t->cancelling.compare_exchange_weak(c, static_cast<std::int16_t>(c + 1),
+                                                               std::memory_order_acq_rel,
+                                                               std::memory_order_relaxed)) {
+  }
   if (msg != nullptr &&
       (!msg->empty() || (t->state.load(std::memory_order_acquire) & TaskHeader::kHasExtras))) {
     try {
@@ -341,15 +348,27 @@ void complete_task(TaskHeader* t, bool threw, bool threw_cancel) noexcept {
   RuntimeImpl& rt = t->runtime->impl();
   const bool unlink =
       (outcome & TaskHeader::kOutcomeError) || rt.shard_of(t->id) == w->index_value();
+  std::uint32_t drops = 0;  // references dropped while listed (local_drops)
   if (unlink) {
-    rt.registry_remove(t, w);
+    drops = rt.registry_remove(t, w);
     outcome |= TaskHeader::kUnlinked;
   }
   // Only the task's own reference left: no handle exists, and none can be
   // made any more (the registry no longer lists it), so nobody can retrieve
   // an error. Decided before the waiters fire: a woken waiter may retrieve
   // the error and drop its handle, which must not look like "no handle".
-  const bool unobservable = unlink && t->refs.load(std::memory_order_acquire) == 1;
+  const std::uint32_t refs = t->refs.load(std::memory_order_acquire);
+  const bool unobservable = unlink && refs - drops == 1;
+  if (drops != 0) {
+    // Fold the local drops in. With no other holder left nobody else
+    // touches the count (the drops were made inside the shard, before our
+    // unlink there), so a plain store does it.
+    if (unobservable) {
+      t->refs.store(1, std::memory_order_relaxed);
+    } else {
+      t->refs.fetch_sub(drops, std::memory_order_acq_rel);
+    }
+  }
   if (unobservable && !(outcome & TaskHeader::kOutcomeError)) {
     // Nobody else can reach the task any more: no thread reads or writes
     // its state, so the outcome is published with a plain store, and a
@@ -380,6 +399,26 @@ void complete_task(TaskHeader* t, bool threw, bool threw_cancel) noexcept {
   }
 }
 
+namespace {
+
+// The last reference is gone: reports an error nobody retrieved, then
+// destroys the frame.
+void destroy_task(TaskHeader* t) noexcept;
+
+// On the worker owning t's registry shard, while t is listed there: counts
+// the dropped reference in t->local_drops instead (RuntimeImpl::
+// drop_listed_ref). A JoinHandle dropped right after its spawn (a detached
+// task) so pays no locked instruction.
+bool drop_listed(TaskHeader* t) noexcept {
+  Worker* w = Worker::current();
+  if (w == nullptr || t->runtime != &w->rt().facade) return false;
+  RuntimeImpl& rt = w->rt();
+  if (rt.shard_of(t->id) != w->index_value()) return false;
+  return rt.drop_listed_ref(t, w);
+}
+
+}  // namespace
+
 void release_ref(TaskHeader* t) noexcept {
   // A count of 1 is our reference alone, and none can be added any more:
   // the registry lists only tasks that still hold their own reference (or
@@ -387,9 +426,24 @@ void release_ref(TaskHeader* t) noexcept {
   // only from the registry or from an existing one. So the last release
   // reads the count instead of a locked decrement (one per task: the
   // worker's batch or the JoinHandle, whichever goes last).
-  if (t->refs.load(std::memory_order_acquire) != 1 &&
-      t->refs.fetch_sub(1, std::memory_order_acq_rel) != 1)
+  if (t->refs.load(std::memory_order_acquire) != 1) {
+    if (drop_listed(t)) return;
+    if (t->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  }
+  destroy_task(t);
+}
+
+void release_refs(TaskHeader* t, std::uint32_t n) noexcept {
+  // As release_ref: a count of n is the caller's references alone.
+  if (t->refs.load(std::memory_order_acquire) != n &&
+      t->refs.fetch_sub(n, std::memory_order_acq_rel) != n)
     return;
+  destroy_task(t);
+}
+
+namespace {
+
+void destroy_task(TaskHeader* t) noexcept {
   // The last reference: nobody else can reach the task, so a plain load.
   const std::uint32_t s = t->state.load(std::memory_order_acquire);
   if ((s & TaskHeader::kOutcomeError) && !(s & TaskHeader::kRetrieved)) {
@@ -410,6 +464,8 @@ void release_ref(TaskHeader* t) noexcept {
   if (s & TaskHeader::kHasExtras) drop_extras(t);  // the common task has none: no call
   own_coroutine(t).destroy();
 }
+
+}  // namespace
 
 }  // namespace weft::detail
 
@@ -513,8 +569,9 @@ namespace weft {
 
 int TaskRef::uncancel() const noexcept {
   if (!h_) return 0;
-  std::int32_t n = h_->cancelling.load(std::memory_order_acquire);
-  while (n > 0 && !h_->cancelling.compare_exchange_weak(n, n - 1, std::memory_order_acq_rel)) {
+  std::int16_t n = h_->cancelling.load(std::memory_order_acquire);
+  while (n > 0 && !h_->cancelling.compare_exchange_weak(n, static_cast<std::int16_t>(n - 1),
+                                                        std::memory_order_acq_rel)) {
   }
   if (n <= 0) return 0;
   if (n - 1 == 0) {

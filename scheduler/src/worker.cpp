@@ -250,7 +250,7 @@ void Worker::run_task(TaskHeader* t) noexcept {
       tl_current_task = t;
       complete_task(t, false, false);
       tl_current_task = nullptr;
-      if (t->state.load(std::memory_order_relaxed) & TaskHeader::kUnlinked) release_ref(t);
+      if (t->state.load(std::memory_order_relaxed) & TaskHeader::kUnlinked) release_refs(t, 1);
       return;
     }
   } else if (s & TaskHeader::kRunning) {
@@ -318,7 +318,7 @@ void Worker::end_step(TaskHeader* t) noexcept {
     // (kUnlinked: its own reference is still ours, dropped now that the
     // coroutine is suspended for good) or handed that reference to this
     // worker's unregister batch, which drops it at the next flush.
-    if (s & TaskHeader::kUnlinked) release_ref(t);
+    if (s & TaskHeader::kUnlinked) release_refs(t, 1);
     return;
   }
   // The bit that held the task during the step: kScheduled for a first
@@ -501,7 +501,8 @@ bool Worker::flush_unregister(bool all) noexcept {
   const bool any = done != nullptr;
   while (done != nullptr) {
     TaskHeader* next = done->next;
-    release_ref(done);
+    // Its own reference, and those dropped while it was listed.
+    release_refs(done, 1u + done->local_drops);
     done = next;
   }
   return any;

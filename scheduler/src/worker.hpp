@@ -453,7 +453,8 @@ struct alignas(64) RegistryShard {
       head = t->reg_next;
     }
     if (t->reg_next) t->reg_next->reg_prev = t->reg_prev;
-    t->reg_prev = t->reg_next = nullptr;
+    t->reg_next = nullptr;
+    t->reg_prev = t;  // TaskHeader::unlisted
   }
 };
 
@@ -499,10 +500,20 @@ class RuntimeImpl {
   /// Links `t` into its shard; `w` is the calling worker (null off the
   /// workers).
   void registry_insert(TaskHeader* t, const Worker* w) noexcept;
-  void registry_remove(TaskHeader* t, const Worker* w) noexcept;
+  /// Unlinks `t` from its shard; `w` is the calling worker (null off the
+  /// workers). Returns t's local_drops, zeroed: the caller folds them into
+  /// t->refs (it holds a reference of its own, so they are never the last).
+  std::uint32_t registry_remove(TaskHeader* t, const Worker* w) noexcept;
+  /// On worker `w`, which owns t's shard: if t is still listed there,
+  /// counts a reference the caller drops in t->local_drops and returns
+  /// true; otherwise (or if the count is full) false, and the caller takes
+  /// it off t->refs as usual.
+  bool drop_listed_ref(TaskHeader* t, const Worker* w) noexcept;
   /// Unlinks `list` (linked through `next`, every task of shard `s`) inside
   /// one entry into the shard (shard_enter), and zeroes `*pending` there.
-  /// Returns the list's last task. `w` is the calling worker.
+  /// Returns the list's last task. `w` is the calling worker. Each task's
+  /// local_drops are left for the caller to fold into its refs (nobody else
+  /// touches them once the task is unlisted).
   TaskHeader* registry_remove_list(unsigned s, TaskHeader* list,
                                    std::atomic<std::uint64_t>* pending, const Worker* w) noexcept;
   /// The calling thread's worker if it is one of this runtime's, else null.

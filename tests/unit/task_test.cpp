@@ -1134,6 +1134,30 @@ TEST_CASE(
   CHECK(o.plain == "");
 }
 
+TEST_CASE(
+    "C27 cancelling() counts requests up to 32767, and uncancel() still counts down from there",
+    "[task][cancel]") {
+  auto main = []() -> weft::Task<std::tuple<int, int, bool>> {
+    weft::Promise<int> p;
+    weft::Future<int> f = p.get_future();
+    auto h = weft::spawn(blocked_on(f, nullptr, nullptr));
+    co_await weft::yield_now();
+    bool all_true = true;
+    for (int i = 0; i < 40000; ++i) all_true = h.cancel() && all_true;
+    const int at_most = h.cancelling();
+    const int after_one = h.uncancel();
+    try {
+      (void)co_await h;
+    } catch (const weft::CancelledError&) {
+    }
+    co_return std::tuple<int, int, bool>{at_most, after_one, all_true};
+  };
+  auto [at_most, after_one, all_true] = weft::run(main(), workers(1));
+  CHECK(all_true);
+  CHECK(at_most == 32767);
+  CHECK(after_one == 32766);
+}
+
 TEST_CASE("C34 uncancel() decrements cancelling() and at zero withdraws an undelivered request",
           "[task][cancel]") {
   struct Out {

@@ -200,7 +200,15 @@ struct TaskHeader {
   TaskHeader* reg_next = nullptr;
   // The runtime of a spawned task; null while a Task is only awaited inline.
   Runtime* runtime = nullptr;
-  std::atomic<std::int32_t> cancelling{0};
+  // Cancel requests not withdrawn (TaskRef::cancelling), saturating at
+  // INT16_MAX (request_cancel).
+  std::atomic<std::int16_t> cancelling{0};
+  // References dropped on the worker owning the task's registry shard while
+  // the task is listed there: counted here, with no locked instruction,
+  // instead of taken off `refs`. Read and written only inside that shard
+  // (its owner, or a thread holding its lock); whoever unlinks the task
+  // folds the count into `refs` (RuntimeImpl::registry_remove).
+  std::uint16_t local_drops = 0;
   // Also names the registry shard: id & (shards - 1) (see spawn_on in task.cpp).
   // The worker that last ran the task is kept in the state word's upper
   // half (kLastWorkerShift) and the cold data in a side table (kHasExtras),
@@ -212,6 +220,11 @@ struct TaskHeader {
   /// finished task is never run again). Holds a live exception_ptr exactly
   /// while kErrorStored is set; PromiseBase constructs and destroys it.
   void* error_slot() noexcept { return &waiting_on; }
+
+  /// Under the task's registry shard: the task is no longer listed there
+  /// (RegistryShard::unlink marks it so). Before its insertion it counts as
+  /// listed: no reference but the spawner's exists yet.
+  bool unlisted() const noexcept { return reg_prev == this; }
 };
 static_assert(sizeof(std::exception_ptr) == sizeof(Suspension*) &&
                   alignof(std::exception_ptr) <= alignof(Suspension*),
@@ -273,6 +286,10 @@ std::string cancel_message(const TaskHeader* t);
 // ---- references and lifecycle (task.cpp) ----
 inline void add_ref(TaskHeader* t) noexcept { t->refs.fetch_add(1, std::memory_order_relaxed); }
 void release_ref(TaskHeader* t) noexcept;  // destroys the frame with the last ref
+/// Drops `n` references the caller holds to an unlisted task (its own, plus
+/// the local_drops folded when it was unlinked); destroys the frame with the
+/// last. Worker-internal.
+void release_refs(TaskHeader* t, std::uint32_t n) noexcept;
 /// Registers a waiter; returns false (not registered) if t already completed.
 bool add_waiter(TaskHeader* t, WaitNode* n) noexcept;
 /// Requests cancellation (any thread). Returns false if already complete.
