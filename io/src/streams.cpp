@@ -1,5 +1,6 @@
 // streams.cpp - StreamReader (pulling from its connection, or fed by hand) and
-// StreamWriter (a chain of sends per burst of writes, with no task). See weft/io/streams.hpp.
+// StreamWriter (a chain of sends per burst of writes, with no task). See
+// weft/io/streams.hpp.
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>

@@ -21,9 +21,10 @@
 // The writer is asyncio's: write() never blocks; it appends to a buffer that
 // is sent with one send per batch, so a handler that writes several responses
 // before it next awaits has them sent in one system call. The write that finds
-// nothing in flight submits the send itself, on its worker's ring; the send's
-// completion sends what was written meanwhile, until the buffer is empty. No
-// task runs for it (asyncio's transport has none either). drain() waits only
+// nothing in flight has the send submitted on its worker's ring when its
+// task's step ends (at once outside a task's step); the send's completion
+// sends what was written meanwhile, until the buffer is empty. No task runs
+// for it (asyncio's transport has none either). drain() waits only
 // while more than the high-water mark (64 KiB) is buffered, until the sends
 // have brought it down to the low-water mark (16 KiB). Errors of a send
 // (reset, broken pipe) are raised by the next drain(), and later writes are
@@ -40,8 +41,8 @@
 // writer may be used by several tasks at once (its buffer is guarded by a
 // mutex held for a copy only, never across a wait). Reads and drain() must be
 // awaited inside a weft task; write() must be called on a worker thread (a
-// weft task, or a loop callback; it may submit the send); close() and is_closing() may be called
-// from any thread.
+// weft task, or a loop callback: it may submit the send); close() and
+// is_closing() may be called from any thread.
 //
 // # Closing
 // writer.close() flushes what is buffered, then shuts the socket down in both
