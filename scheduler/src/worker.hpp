@@ -195,8 +195,6 @@ class Worker final : public Loop {
     --inflight_;
     if (file_op) --file_ops_out_;
   }
-  /// Counts `d` armed on this ring (io_detached_begin). False, with nothing
-  /// counted, once the worker is stopping.
   /// Owner thread, inside a task's step: runs item->run(item) on this
   /// thread when the step ends, before the next task's (FIFO).
   void after_step(InboxItem* item) noexcept {
@@ -209,6 +207,8 @@ class Worker final : public Loop {
     after_step_tail_ = item;
     step_hooks_ = true;
   }
+  /// Counts `d` armed on this ring (io_detached_begin). False, with nothing
+  /// counted, once the worker is stopping.
   bool detached_armed(IoDetached* d) noexcept;
   /// `d`'s final CQE arrived (io_detached_end).
   void detached_ended(IoDetached* d) noexcept;
