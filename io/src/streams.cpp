@@ -624,31 +624,16 @@ void StreamWriter::write(std::string_view data) {
   if (s->closing || s->error) return;  // asyncio drops these; drain() raises
   s->pending.append(data);
   if (s->flushing) return;  // the send in flight, or the step's end, takes it
-  if (weft::detail::io_after_step(&s->start)) {
-    // Inside a task's step (nearly always): more writes may follow before
-    // it ends; start_burst sends them all.
-    s->flushing = true;
-    s->self = s_;
-    return;
-  }
-  s->batch.swap(s->pending);
-  s->sent = 0;
-  bool submitted;
-  try {
-    submitted = submit_send_locked(s);
-  } catch (...) {
-    s->pending.swap(s->batch);  // kept for a later write() on a worker
-    throw;
-  }
+  // Inside a task's step (nearly always): more writes may follow before it
+  // ends; start_burst sends them all. Elsewhere (a loop callback) the send
+  // starts now. Off a worker this throws RuntimeError, and the bytes stay
+  // buffered for the next write().
+  const bool at_step_end = weft::detail::io_after_step(&s->start);
   s->flushing = true;
-  if (submitted) {
-    s->self = s_;
-    return;
-  }
-  // This worker stops: nothing can carry the bytes any more.
-  s->error = std::make_exception_ptr(ConnectionResetError(ECONNRESET, "send (cancelled)"));
-  std::shared_ptr<WriterState> none;
-  next_batch(s, g, none);
+  s->self = s_;
+  if (at_step_end) return;
+  std::shared_ptr<WriterState> keep;  // never the last reference: s_ holds one
+  next_batch(s, g, keep);
 }
 
 Task<void> StreamWriter::drain() {

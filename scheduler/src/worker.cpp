@@ -486,7 +486,8 @@ bool Worker::flush_unregister(bool all) noexcept {
     Unregister& u = unreg_[s];
     TaskHeader* list = u.head;
     if (list == nullptr) continue;
-    if (!all && s != index_ && s < rt_.workers.size() &&
+    // Every list here is another shard's (defer_unregister).
+    if (!all && s < rt_.workers.size() &&
         u.pending.load(std::memory_order_relaxed) < kForeignUnregisterBatch) {
       unreg_any_ = true;  // another worker's shard: later, in a bigger batch
       continue;

@@ -214,12 +214,13 @@ class Worker final : public Loop {
   void detached_ended(IoDetached* d) noexcept;
   std::uint32_t next_task_id() noexcept { return id_seq_ += id_stride_; }
   /// Takes a task that completed on this worker (without an error) off the
-  /// registry later, in a batch with others (flush_unregister): one entry
-  /// into the shard per batch instead of one per task, so a worker completing
-  /// tasks another worker spawns does not pull the shard's lines over (or
-  /// pay a membarrier, see RegistryShard) on every completion. The caller
-  /// has taken a reference for the list; the flush drops it after
-  /// unlinking.
+  /// registry later, in a batch with others (flush_unregister). Only for a
+  /// task of another shard (another worker's, or outside spawns'):
+  /// complete_task unlinks tasks of this worker's own shard at once. One
+  /// entry into the shard per batch instead of one per task, so a worker
+  /// completing tasks another worker spawns does not pull the shard's lines
+  /// over (or pay a membarrier, see RegistryShard) on every completion. The
+  /// task's own reference goes with it; the flush drops it after unlinking.
   void defer_unregister(TaskHeader* t) noexcept;
   /// Unlinks the deferred tasks and drops their references (owner thread;
   /// every tick, and when the worker stops). Tasks of another worker's

@@ -103,7 +103,8 @@ class TaskRef {
   /// Requests cancellation (see the header comment). Returns false if the
   /// task is already done. Throws std::bad_alloc only (storing msg).
   bool cancel(const std::string& msg = {}) const { return h_ && detail::request_cancel(h_, &msg); }
-  /// Number of cancel requests not withdrawn by uncancel().
+  /// Number of cancel requests not withdrawn by uncancel(), counted up to
+  /// 32,767 (further requests leave it there). Never throws; any thread.
   int cancelling() const noexcept {
     return h_ ? h_->cancelling.load(std::memory_order_acquire) : 0;
   }

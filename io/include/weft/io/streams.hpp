@@ -183,8 +183,8 @@ class StreamWriter {
   /// Queues bytes to send; never blocks. Dropped after close() or after the
   /// connection failed (the next drain() raises). Throws RuntimeError off a
   /// worker thread when it would have to start the send (the bytes stay
-  /// buffered for the next write() on a worker), std::system_error(EBUSY) if
-  /// the ring has no free SQE, std::bad_alloc.
+  /// buffered for the next write() on a worker), std::bad_alloc. A send that
+  /// cannot be submitted (no free SQE) breaks the writer: drain() raises it.
   void write(std::string_view data);
   /// Waits while more than the high-water mark is buffered (§Q 115). Throws
   /// the error that broke the connection (std::system_error), or
