@@ -547,7 +547,8 @@ void Worker::leave_searching() noexcept {
   // producer has only a compiler barrier: a push made a few nanoseconds
   // ago may be missed here. It is not lost: it sits in the awake
   // producer's own queue, and a worker that parks sees it, park()'s
-  // heavy_fence making it visible. Only that one task may miss a helper.)
+  // heavy_fence (or its first, bounded sleep) making it visible. Only that
+  // one task may miss a helper, for kUnfencedParkNs at most.)
   if (rt_.num_searching.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (work_for_another()) rt_.notify_parked(this);
@@ -653,6 +654,27 @@ bool Worker::has_work(std::uint32_t sibling_tasks) const noexcept {
 // enough that memory goes back soon after the work is over.
 constexpr std::int64_t kTrimAfterIdleNs = 20'000'000;
 
+// The first sleep of a worker that parks while a sibling is awake, which it
+// takes without the heavy fence (park): a membarrier then interrupts the
+// sibling's core, which costs the parker 15-16 us here (a spinning sibling,
+// measured) where it costs 0.1 us with every sibling asleep; the example
+// servers park thousands of times a second, each time for well under this.
+// A task a sibling pushed to its own queue as this worker parked, without a
+// wake-up because the sibling's load of num_parked came first, is still
+// run: its owner is awake and runs it after the step under way, and this
+// worker sees it after this long at most if that step takes longer.
+constexpr std::int64_t kUnfencedParkNs = 1'000'000;
+
+bool Worker::sibling_awake() const noexcept {
+  // A sibling seen parked after this worker's fence cannot push unseen
+  // before it is back: it leaves park() through a seq_cst exchange that
+  // comes after this load in the single order, so its next load of
+  // num_parked counts this worker, and it wakes it for what it pushes.
+  for (const auto& w : rt_.workers)
+    if (w.get() != this && !is_parked(w->park_state_.load(std::memory_order_seq_cst))) return true;
+  return false;
+}
+
 bool Worker::park(bool lone) noexcept {
   if (searching_) {
     searching_ = false;
@@ -662,7 +684,11 @@ bool Worker::park(bool lone) noexcept {
   if (lone) rt_.num_parked_lone.fetch_add(1, std::memory_order_seq_cst);
   park_state_.store(lone ? kParkedLone : kParked, std::memory_order_seq_cst);
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  rt_.heavy_fence();  // for producers that use a compiler barrier only
+  // For producers that use a compiler barrier only (see worker.hpp): the
+  // heavy fence now, or, while a sibling is awake, a first sleep of
+  // kUnfencedParkNs at most and the fence only if it ends with nothing to do.
+  const bool unfenced = rt_.asymmetric_fences && sibling_awake();
+  if (!unfenced) rt_.heavy_fence();
   bool stop = rt_.stopping.load(std::memory_order_acquire);
   // Lone: a sibling's single queued task is no reason to stay up (its owner
   // is about to run it, and producers do not wake us for one: see
@@ -685,7 +711,23 @@ bool Worker::park(bool lone) noexcept {
     if (trim_mark != 0 && (timeout < 0 || timeout > kTrimAfterIdleNs)) timeout = kTrimAfterIdleNs;
     if (timeout != 0) {
       bump(m_.parks);
-      reactor_poll(true, timeout);
+      if (unfenced && (timeout < 0 || timeout > kUnfencedParkNs)) {
+        const std::int64_t start = timeout < 0 ? 0 : now_ns();
+        reactor_poll(true, kUnfencedParkNs);
+        if (is_parked(park_state_.load(std::memory_order_acquire)) && !has_work(lone ? 2 : 1) &&
+            !rt_.stopping.load(std::memory_order_acquire)) {
+          // Still idle: a push a sibling made as this worker parked is
+          // visible now, and the fence covers later ones for a long sleep.
+          rt_.heavy_fence();
+          if (!has_work(lone ? 2 : 1) && !rt_.stopping.load(std::memory_order_acquire)) {
+            const std::int64_t left =
+                timeout < 0 ? -1 : std::max<std::int64_t>(0, timeout - (now_ns() - start));
+            if (left != 0) reactor_poll(true, left);
+          }
+        }
+      } else {
+        reactor_poll(true, timeout);
+      }
     }
     // Still nothing to do after the idle period: give freed task memory back.
     if (trim_mark != 0 && !lone && !has_work()) idle_trim(trim_mark);

@@ -29,6 +29,10 @@
 // parker a membarrier(PRIVATE_EXPEDITED) after its own fence, which makes
 // every running thread of the process pass a full barrier
 // (RuntimeImpl::asymmetric_fences): pushes are frequent, parks are not.
+// That barrier interrupts every core running a sibling, so a worker that
+// parks while a sibling is awake sleeps kUnfencedParkNs first without it,
+// and pays it only if it is still idle then (park, worker.cpp): a push it
+// missed meanwhile waits for its awake owner or for that sleep to end.
 // A push to the injection queue is a seq_cst CAS, which takes the fence's
 // place: in the single order of seq_cst operations and fences, either it
 // comes before the parker's fence (the parker sees the task) or after the
@@ -332,6 +336,8 @@ class Worker final : public Loop {
   // `lone`: searches saw a streak of new lone tasks (lone_credit_; park
   // says what changes).
   bool park(bool lone = false) noexcept;
+  /// True if another worker of the runtime is not parked (park).
+  bool sibling_awake() const noexcept;
   void send_wake_to(Worker& target) noexcept;
   // Before parking: runs queued CpuPool jobs (cpu_help.hpp); true if any.
   bool help_pools() noexcept;
