@@ -221,7 +221,7 @@ uint64_t rss_bytes() {
 struct Counters {
   uint64_t tasks_polled, tasks_stolen, steal_attempts, parks, unparks, enter_calls, sqes_submitted,
       cqes, wake_syscalls, remote_wakes, lifo_polls, global_polls, overflows, cpu_jobs_helped,
-      frames_refilled;
+      frames_refilled, fence_syscalls;
   // Not a runtime counter: the whole process's minor page faults
   // (getrusage), so a run shows how many fresh pages it touched (pages
   // populated ahead by madvise count as well).
@@ -239,7 +239,8 @@ Counters snapshot(const weft::Runtime& rt) {
   return {m.tasks_polled,  m.tasks_stolen,    m.steal_attempts,  m.parks,
           m.unparks,       m.enter_calls,     m.sqes_submitted,  m.cqes,
           m.wake_syscalls, m.remote_wakes,    m.lifo_polls,      m.global_polls,
-          m.overflows,     m.cpu_jobs_helped, m.frames_refilled, minor_faults()};
+          m.overflows,     m.cpu_jobs_helped, m.frames_refilled, m.fence_syscalls,
+          minor_faults()};
 }
 
 Counters diff(const Counters& a, const Counters& b) {
@@ -258,6 +259,7 @@ Counters diff(const Counters& a, const Counters& b) {
           b.overflows - a.overflows,
           b.cpu_jobs_helped - a.cpu_jobs_helped,
           b.frames_refilled - a.frames_refilled,
+          b.fence_syscalls - a.fence_syscalls,
           b.minor_faults - a.minor_faults};
 }
 
@@ -278,9 +280,11 @@ std::string metrics_json(const Counters& c, int64_t ops) {
   j.uinteger("overflows", c.overflows);
   j.uinteger("cpu_jobs_helped", c.cpu_jobs_helped);
   j.uinteger("frames_refilled", c.frames_refilled);
+  j.uinteger("fence_syscalls", c.fence_syscalls);
   j.uinteger("minor_faults", c.minor_faults);
-  j.real("syscalls_per_op", static_cast<double>(c.enter_calls + c.wake_syscalls) /
-                                static_cast<double>(ops > 0 ? ops : 1));
+  j.real("syscalls_per_op",
+         static_cast<double>(c.enter_calls + c.wake_syscalls + c.fence_syscalls) /
+             static_cast<double>(ops > 0 ? ops : 1));
   return j.text();
 }
 

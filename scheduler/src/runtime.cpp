@@ -121,8 +121,12 @@ void RuntimeImpl::notify_parked(Worker* from, bool local) noexcept {
 }
 
 void RuntimeImpl::heavy_fence() const noexcept {
+  if (!asymmetric_fences) return;
   // Cannot fail once registered (the registration was checked).
-  if (asymmetric_fences) syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+  syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+  // Counted for the worker that made it (WorkerMetrics::fence_syscalls):
+  // the calling thread, the only one that writes that worker's counters.
+  if (const Worker* w = current_worker()) bump(const_cast<Worker*>(w)->m_.fence_syscalls);
 }
 
 void RuntimeImpl::notify_parked_after_seq_cst(Worker* from, bool local) noexcept {
@@ -318,6 +322,7 @@ Metrics RuntimeImpl::metrics() const {
     x.wake_syscalls = r(c.wake_syscalls);
     x.cpu_jobs_helped = r(c.cpu_jobs_helped);
     x.frames_refilled = r(c.frames_refilled);
+    x.fence_syscalls = r(c.fence_syscalls);
     x.local_queue_depth = w->queue_size();
     m.workers.push_back(x);
   }
@@ -413,6 +418,7 @@ WorkerMetrics Metrics::total() const {
     t.wake_syscalls += w.wake_syscalls;
     t.cpu_jobs_helped += w.cpu_jobs_helped;
     t.frames_refilled += w.frames_refilled;
+    t.fence_syscalls += w.fence_syscalls;
     t.local_queue_depth += w.local_queue_depth;
   }
   return t;

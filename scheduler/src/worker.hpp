@@ -111,7 +111,7 @@ struct alignas(64) Counters {
   std::atomic<std::uint64_t> tasks_polled{0}, tasks_spawned{0}, tasks_stolen{0}, steal_attempts{0},
       parks{0}, unparks{0}, lifo_polls{0}, global_polls{0}, remote_wakes{0}, overflows{0},
       sqes_submitted{0}, enter_calls{0}, cqes{0}, wake_syscalls{0}, cpu_jobs_helped{0},
-      frames_refilled{0};
+      frames_refilled{0}, fence_syscalls{0};
 };
 inline void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
   c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);

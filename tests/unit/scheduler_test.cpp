@@ -1,6 +1,9 @@
 // The scheduler's own promises (DESIGN.md §2-§4): work is really stolen, an
 // idle runtime sleeps, I/O operations go through the ring, metrics count.
+#include <linux/membarrier.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <catch2/catch.hpp>
@@ -378,6 +381,32 @@ TEST_CASE("metrics: spawned and polled tasks are counted per worker", "[schedule
   CHECK(m.total().tasks_spawned >= 50);
   CHECK(m.total().tasks_polled >= 51);
   CHECK(m.live_tasks == 0);
+}
+
+// Whether membarrier(PRIVATE_EXPEDITED) is there for the runtime to use
+// (RuntimeImpl::asymmetric_fences), as runtime.cpp asks.
+bool have_membarrier() {
+  const long cmds = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+  return cmds >= 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED);
+}
+
+TEST_CASE("metrics: fence_syscalls counts the membarrier calls a worker makes", "[scheduler]") {
+  weft::Runtime rt(workers(2));
+  // One step on one worker: listing the tasks enters the other worker's
+  // registry shard, which costs a membarrier, and so does each metrics()
+  // (its live_tasks).
+  const std::uint64_t made = rt.block_on([&]() -> weft::Task<std::uint64_t> {
+    const std::uint64_t before = rt.metrics().total().fence_syscalls;
+    (void)rt.all_tasks();
+    const std::uint64_t after = rt.metrics().total().fence_syscalls;
+    co_return after - before;
+  }());
+  INFO("fence_syscalls went up by " << made);
+  if (have_membarrier()) {
+    CHECK(made >= 2);
+  } else {
+    CHECK(made == 0);  // full fences instead, no system call
+  }
 }
 
 TEST_CASE("run from inside a worker is an error with a clear message", "[scheduler]") {

@@ -207,6 +207,7 @@ struct WorkerMetrics {
   std::uint64_t enter_calls = 0;        // io_uring_enter system calls
   std::uint64_t cqes = 0;               // CQEs reaped
   std::uint64_t wake_syscalls = 0;      // wake-ups this worker sent to parked workers
+  std::uint64_t fence_syscalls = 0;     // membarrier calls it made (parks, other shards)
   std::uint64_t cpu_jobs_helped = 0;    // CpuPool jobs it ran while idle (help_cpu_pools)
   std::uint64_t frames_refilled = 0;    // frames it faulted in for spawning threads (refill_frames)
   std::uint64_t local_queue_depth = 0;  // tasks in its local queue now
