@@ -716,8 +716,9 @@ bool Worker::park(bool lone) noexcept {
         reactor_poll(true, kUnfencedParkNs);
         if (is_parked(park_state_.load(std::memory_order_acquire)) && !has_work(lone ? 2 : 1) &&
             !rt_.stopping.load(std::memory_order_acquire)) {
-          // Still idle: a push a sibling made as this worker parked is
-          // visible now, and the fence covers later ones for a long sleep.
+          // Still idle: now the fence, after which the look below sees any
+          // push made so far, and producers see this worker parked, as in
+          // a park that took it at once.
           rt_.heavy_fence();
           if (!has_work(lone ? 2 : 1) && !rt_.stopping.load(std::memory_order_acquire)) {
             const std::int64_t left =
