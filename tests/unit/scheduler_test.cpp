@@ -383,12 +383,14 @@ TEST_CASE("metrics: spawned and polled tasks are counted per worker", "[schedule
   CHECK(m.live_tasks == 0);
 }
 
+namespace {
 // Whether membarrier(PRIVATE_EXPEDITED) is there for the runtime to use
 // (RuntimeImpl::asymmetric_fences), as runtime.cpp asks.
 bool have_membarrier() {
   const long cmds = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
   return cmds >= 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED);
 }
+}  // namespace
 
 TEST_CASE("metrics: fence_syscalls counts the membarrier calls a worker makes", "[scheduler]") {
   weft::Runtime rt(workers(2));
