@@ -666,10 +666,9 @@ constexpr std::int64_t kTrimAfterIdleNs = 20'000'000;
 constexpr std::int64_t kUnfencedParkNs = 1'000'000;
 
 bool Worker::sibling_awake() const noexcept {
-  // A sibling seen parked after this worker's fence cannot push unseen
-  // before it is back: it leaves park() through a seq_cst exchange that
-  // comes after this load in the single order, so its next load of
-  // num_parked counts this worker, and it wakes it for what it pushes.
+  // Only a choice of cost, not of safety: either way park() takes the heavy
+  // fence before a sleep longer than kUnfencedParkNs. With every sibling
+  // parked, none is on a core to be interrupted, so it takes it at once.
   for (const auto& w : rt_.workers)
     if (w.get() != this && !is_parked(w->park_state_.load(std::memory_order_seq_cst))) return true;
   return false;
