@@ -688,7 +688,6 @@ bool Worker::park(bool lone) noexcept {
   // kUnfencedParkNs at most and the fence only if it ends with nothing to do.
   const bool unfenced = rt_.asymmetric_fences && sibling_awake();
   if (!unfenced) rt_.heavy_fence();
-  bool stop = rt_.stopping.load(std::memory_order_acquire);
   // Lone: a sibling's single queued task is no reason to stay up (its owner
   // is about to run it, and producers do not wake us for one: see
   // notify_parked_after_seq_cst), and the sleep is kLoneParkNs at most, so
@@ -696,7 +695,12 @@ bool Worker::park(bool lone) noexcept {
   // (chained_spawn: the sibling was woken for every few tasks of the chain
   // and spun reading the owner's queue; 2 workers took 75-95 ns a task
   // against 52 with 1.)
-  if (!has_work(lone ? 2 : 1) && !stop) {
+  const std::uint32_t sibling_tasks = lone ? 2 : 1;
+  // Nothing to run and no stop: what every look before a sleep asks.
+  const auto idle = [&] {
+    return !has_work(sibling_tasks) && !rt_.stopping.load(std::memory_order_acquire);
+  };
+  if (idle()) {
     std::int64_t timeout = lone ? kLoneParkNs : -1;
     if (!timers_.empty()) {
       std::int64_t now = now_ns();
@@ -713,13 +717,12 @@ bool Worker::park(bool lone) noexcept {
       if (unfenced && (timeout < 0 || timeout > kUnfencedParkNs)) {
         const std::int64_t start = timeout < 0 ? 0 : now_ns();
         reactor_poll(true, kUnfencedParkNs);
-        if (is_parked(park_state_.load(std::memory_order_acquire)) && !has_work(lone ? 2 : 1) &&
-            !rt_.stopping.load(std::memory_order_acquire)) {
+        if (is_parked(park_state_.load(std::memory_order_acquire)) && idle()) {
           // Still idle: now the fence, after which the look below sees any
           // push made so far, and producers see this worker parked, as in
           // a park that took it at once.
           rt_.heavy_fence();
-          if (!has_work(lone ? 2 : 1) && !rt_.stopping.load(std::memory_order_acquire)) {
+          if (idle()) {
             const std::int64_t left =
                 timeout < 0 ? -1 : std::max<std::int64_t>(0, timeout - (now_ns() - start));
             if (left != 0) reactor_poll(true, left);
